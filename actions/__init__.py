@@ -1,0 +1,1 @@
+"""Journey actions: rules on profile values, the outbox, and signed webhook delivery."""

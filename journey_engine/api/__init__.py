@@ -1,0 +1,7 @@
+"""HTTP routes: the native `/v1` API and the JDS-compatible paths."""
+
+from journey_engine.api import health, workspaces
+
+ROUTE_TABLES = (health.routes, workspaces.routes)
+
+__all__ = ["ROUTE_TABLES"]

@@ -1,0 +1,227 @@
+"""The `journey-engine` command: serve, migrate, and manage workspaces and API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from journey_engine import logs, workspaces
+from journey_engine.app import RUNNER_OPTIONS, create_app
+from journey_engine.db import init_connection, migrate
+from journey_engine.embedded import EmbeddedPostgres
+from journey_engine.errors import JourneyError
+from journey_engine.settings import Settings
+from journey_engine.workspaces import SCOPES
+
+log = logging.getLogger("journey_engine")
+
+SETTINGS_HELP = """\
+settings (environment variables):
+  DATABASE_URL               PostgreSQL DSN; unset: an embedded PostgreSQL in JOURNEY_DATA_DIR
+  JOURNEY_DATA_DIR           embedded PostgreSQL data folder (default ~/.local/share/journey-engine)
+  JOURNEY_HOST, JOURNEY_PORT HTTP address (default 127.0.0.1:8080)
+  JOURNEY_LOG_LEVEL          DEBUG, INFO, WARNING or ERROR (default INFO)
+  see README.md for the full list
+"""
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings whose `database_url` is usable: DATABASE_URL, or an embedded server started here."""
+    if settings.database_url:
+        yield settings
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    print(f"embedded PostgreSQL data folder: {embedded.data_dir}", file=sys.stderr)
+    dsn = await asyncio.to_thread(embedded.start)
+    try:
+        yield settings.model_copy(update={"database_url": dsn})
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+@contextlib.asynccontextmanager
+async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    async with database(settings) as resolved:
+        conn = await asyncpg.connect(resolved.database_url)
+        await init_connection(conn)
+        try:
+            await migrate(conn)
+            yield conn
+        finally:
+            await conn.close()
+
+
+async def serve(settings: Settings) -> None:
+    async with database(settings) as resolved:
+        assert resolved.database_url is not None
+        conn = await asyncpg.connect(resolved.database_url)
+        try:
+            applied = await migrate(conn)
+            if applied:
+                log.info("database migrated", extra={"fields": {"versions": applied}})
+            first = await workspaces.bootstrap(conn)
+        finally:
+            await conn.close()
+        if first is not None:
+            _print_first_key(first)
+        app = create_app(resolved)
+        runner = web.AppRunner(app, shutdown_timeout=resolved.shutdown_timeout, **RUNNER_OPTIONS)
+        await runner.setup()
+        site = web.TCPSite(runner, resolved.host, resolved.port)
+        await site.start()
+        log.info("serving", extra={"fields": {"url": f"http://{resolved.host}:{resolved.port}"}})
+        print(f"Journey Engine listening on http://{resolved.host}:{resolved.port}", file=sys.stderr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutting down: finishing in-flight requests")
+        finally:
+            await runner.cleanup()
+        log.info("stopped")
+
+
+def _print_first_key(key: workspaces.NewKey) -> None:
+    print(
+        "\nFirst start: created workspace 'default' "
+        f"({key.workspace_id}) and an admin API key.\n"
+        "Keep this token now; it is shown once and stored only as a hash:\n\n"
+        f"    {key.token}\n\n"
+        "Use it as 'Authorization: Bearer <token>'. Make more keys with:\n"
+        f"    journey-engine key create --workspace {key.workspace_id} --scope read\n",
+        flush=True,
+    )
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings):
+        print("database is at the latest schema version")
+
+
+async def cmd_workspace_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        created = await workspaces.create_workspace(conn, args.name, args.description)
+    print(f"workspace {created.workspace_id} '{created.name}' created")
+
+
+async def cmd_workspace_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        for found in await workspaces.list_workspaces(conn):
+            print(f"{found.workspace_id}  {found.name}")
+
+
+async def cmd_key_create(settings: Settings, args: argparse.Namespace) -> None:
+    scopes = [s.strip() for chunk in args.scope for s in chunk.split(",") if s.strip()]
+    async with connection(settings) as conn:
+        found = await workspaces.find_workspace(conn, args.workspace)
+        key = await workspaces.create_key(conn, found.workspace_id, scopes, args.name)
+    print(f"key {key.key_id} for workspace {key.workspace_id} with scopes {', '.join(key.scopes)}")
+    print("token (shown once, stored only as a hash):")
+    print(key.token)
+
+
+async def cmd_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        workspace_id = await workspaces.revoke_key(conn, args.key_id)
+    print(f"key {args.key_id} of workspace {workspace_id} revoked (takes effect within 5 seconds)")
+
+
+async def cmd_key_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        found = await workspaces.find_workspace(conn, args.workspace)
+        for row in await workspaces.list_keys(conn, found.workspace_id):
+            state = "revoked" if row["revoked_at"] else "active"
+            print(f"{row['key_id']}  {state:7}  {','.join(row['scopes']):25}  {row['name']}")
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    await serve(settings.model_copy(update=overrides))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journey-engine",
+        description="Journey Engine: customer-journey events, identities, profiles and actions.",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="migrate the database and serve the HTTP API until SIGINT/SIGTERM")
+    p.add_argument("--host", help="address to listen on (default JOURNEY_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default JOURNEY_PORT or 8080)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date, then exit")
+    p.set_defaults(func=cmd_migrate)
+
+    ws = sub.add_parser("workspace", help="create or list workspaces").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = ws.add_parser("create", help="create a workspace and print its id")
+    p.add_argument("name")
+    p.add_argument("--description", default="")
+    p.set_defaults(func=cmd_workspace_create)
+    p = ws.add_parser("list", help="list workspaces")
+    p.set_defaults(func=cmd_workspace_list)
+
+    keys = sub.add_parser("key", help="create, list or revoke API keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("create", help="create an API key and print its token once")
+    p.add_argument("--workspace", required=True, help="workspace id or name")
+    p.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help=f"one of {', '.join(SCOPES)}; repeat or comma-separate",
+    )
+    p.add_argument("--name", default="", help="a label for the key")
+    p.set_defaults(func=cmd_key_create)
+    p = keys.add_parser("revoke", help="revoke an API key by its id")
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_key_revoke)
+    p = keys.add_parser("list", help="list a workspace's keys (never their tokens)")
+    p.add_argument("--workspace", required=True, help="workspace id or name")
+    p.set_defaults(func=cmd_key_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except JourneyError as exc:
+        print(f"journey-engine: invalid settings: {exc.message}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]] = args.func
+    try:
+        asyncio.run(func(settings, args))
+    except JourneyError as exc:
+        print(f"journey-engine: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Typed keys for what the app holds: settings and the long-lived resources opened at start."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from journey_engine.settings import Settings
+from journey_engine.workspaces import KeyVerifier
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+KEY_VERIFIER = web.AppKey("key_verifier", KeyVerifier)

@@ -1,0 +1,173 @@
+"""Request middleware: tracking ids, the access log, JSON errors, and authentication.
+
+Every route declares its access with `@access("read")` (a scope) or `@access(None)` (public);
+`check_routes` refuses to build an app with an undeclared route, so no route is open by accident.
+A key reaches only its own workspace: a path naming another workspace answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from journey_engine.context import KEY_VERIFIER, POOL
+from journey_engine.errors import (
+    Forbidden,
+    JourneyError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+)
+from journey_engine.workspaces import Principal
+
+log = logging.getLogger("journey_engine.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+TRACKING_ID = web.RequestKey("tracking_id", str)
+JDS_PREFIXES = ("/admin/v1/api/", "/publish/v1/api/", "/v1/api/")
+_ACCESS = "__journey_access__"
+_QUERY_TOKEN = "__journey_query_token__"
+_JDS_REASONS = {413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+def access(scope: str | None, *, query_token: bool = False) -> Callable[[H], H]:
+    """Declare what a route needs: a scope, or None for a public route.
+
+    `query_token` also accepts the token as `?bearerToken=` (EventSource clients cannot set headers).
+    """
+
+    def mark(handler: H) -> H:
+        setattr(handler, _ACCESS, scope)
+        setattr(handler, _QUERY_TOKEN, query_token)
+        return handler
+
+    return mark
+
+
+def check_routes(app: web.Application) -> None:
+    for route in app.router.routes():
+        if route.method != "HEAD" and not hasattr(route.handler, _ACCESS):
+            raise RuntimeError(f"route {route.method} {route.resource} declares no @access")
+
+
+def is_jds(path: str) -> bool:
+    return path.startswith(JDS_PREFIXES)
+
+
+def error_response(
+    request: web.Request, status: int, message: str, problems: list[Problem] | None = None
+) -> web.Response:
+    """The error body: JDS's shape on JDS paths, ours elsewhere; both carry the trackingId."""
+    tracking_id = request.get(TRACKING_ID, "")
+    problems = problems or []
+    body: dict[str, Any]
+    if is_jds(request.path):
+        reason = _JDS_REASONS.get(status) or HTTPStatus(status).phrase.upper().replace(" ", "_")
+        body = {
+            "status": f"{status} {reason}",
+            "message": message,
+            "errors": [str(p) for p in problems],
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "trackingId": tracking_id,
+        }
+    else:
+        body = {
+            "status": status,
+            "error": HTTPStatus(status).phrase,
+            "message": message,
+            "errors": [p.as_json() for p in problems],
+            "trackingId": tracking_id,
+        }
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: give the request a tracking id, turn every failure into JSON, write the access line."""
+    tracking_id = request.headers.get("TrackingID", "")[:128] or f"JE_{uuid.uuid4().hex}"
+    request[TRACKING_ID] = tracking_id
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except JourneyError as exc:
+        response = error_response(request, exc.status, exc.message, exc.problems)
+        if isinstance(exc, Overloaded):
+            response.headers["Retry-After"] = str(exc.retry_after)
+    except web.HTTPRequestEntityTooLarge as exc:
+        response = error_response(request, 413, PayloadTooLarge(exc.text).message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(request, exc.status, exc.reason)
+        if exc.status == 405:
+            response.headers["Allow"] = exc.headers.get("Allow", "")
+    except Exception:
+        log.exception("unhandled error", extra={"fields": {"trackingId": tracking_id}})
+        response = error_response(request, 500, "Internal server error")
+    if not response.prepared:
+        response.headers["TrackingID"] = tracking_id
+    principal = request.get(PRINCIPAL)
+    log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "trackingId": tracking_id,
+                "workspace": principal.workspace_id if principal else None,
+            }
+        },
+    )
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check the route's declared access against the bearer token's key."""
+    route_handler = request.match_info.handler
+    if not hasattr(route_handler, _ACCESS):  # 404/405 answers of the router itself
+        return await handler(request)
+    scope: str | None = getattr(route_handler, _ACCESS)
+    if scope is None:
+        return await handler(request)
+    token = _bearer(request, allow_query=getattr(route_handler, _QUERY_TOKEN, False))
+    verifier = request.app[KEY_VERIFIER]
+    found = await verifier.verify(request.app[POOL], token) if token else None
+    if found is None:
+        raise Unauthorized("Missing or invalid API key: send 'Authorization: Bearer <key>'")
+    request[PRINCIPAL] = found
+    workspace = request.match_info.get("workspace_id") or request.query.get("workspaceId")
+    if workspace is not None and workspace != found.workspace_id:
+        raise NotFound(f"workspace '{workspace}' not found")
+    if not found.allows(scope):
+        raise Forbidden(f"this API key lacks the '{scope}' scope")
+    return await handler(request)
+
+
+def _bearer(request: web.Request, *, allow_query: bool) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if allow_query:
+        return request.query.get("bearerToken") or None
+    return None
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]

@@ -1,0 +1,1 @@
+"""Progressive profiles: templates, the rule grammar, and windowed aggregation."""

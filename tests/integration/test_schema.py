@@ -1,0 +1,85 @@
+"""A database built by the migrations equals one built from schema.sql."""
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import pytest
+
+from journey_engine.db import SchemaTooNew, migrate, schema_version
+from journey_engine.sql import LATEST_VERSION
+
+CATALOG = {
+    "columns": """
+        SELECT table_name, column_name, data_type, is_nullable, column_default, ordinal_position
+        FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2""",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+    "constraints": """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
+    "functions": """
+        SELECT proname, pg_get_functiondef(oid) FROM pg_proc
+        WHERE pronamespace = 'public'::regnamespace ORDER BY 1""",
+    "triggers": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+        WHERE NOT tgisinternal ORDER BY 1, 2""",
+    "sequences": "SELECT sequence_name, data_type FROM information_schema.sequences ORDER BY 1",
+    "versions": "SELECT version FROM schema_version ORDER BY 1",
+}
+
+
+async def _catalog(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {name: [tuple(r) for r in await conn.fetch(sql)] for name, sql in CATALOG.items()}
+    finally:
+        await conn.close()
+
+
+async def _migrated(dsn: str, *, fresh_from_schema: bool) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, fresh_from_schema=fresh_from_schema)
+    finally:
+        await conn.close()
+
+
+async def test_migrations_build_the_same_schema_as_schema_sql(
+    make_database: Callable[..., Awaitable[str]],
+) -> None:
+    from_schema, from_migrations = await make_database(), await make_database()
+    await _migrated(from_schema, fresh_from_schema=True)
+    await _migrated(from_migrations, fresh_from_schema=False)
+    built_from_schema = await _catalog(from_schema)
+    assert built_from_schema["versions"] == [(v,) for v in range(1, LATEST_VERSION + 1)]
+    assert built_from_schema == await _catalog(from_migrations)
+
+
+async def test_migrate_twice_changes_nothing(db: asyncpg.Connection) -> None:
+    assert await migrate(db) == []
+    assert await schema_version(db) == LATEST_VERSION
+
+
+async def test_every_table_carries_the_workspace_id_in_its_key(db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        """
+        SELECT c.conrelid::regclass::text AS table_name,
+               array_agg(a.attname::text ORDER BY a.attnum) AS columns
+        FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+        WHERE c.contype = 'p' AND c.connamespace = 'public'::regnamespace
+        GROUP BY 1"""
+    )
+    keys = {row["table_name"]: row["columns"] for row in rows}
+    assert "workspaces" in keys
+    for table, columns in keys.items():
+        if table != "schema_version":
+            assert "workspace_id" in columns, table
+
+
+async def test_engine_refuses_a_database_newer_than_itself(fresh_database: str) -> None:
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST_VERSION + 1)
+        with pytest.raises(SchemaTooNew, match="newer than this engine"):
+            await migrate(conn)
+    finally:
+        await conn.close()

@@ -8,8 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from journey_engine.api import ROUTE_TABLES
-from journey_engine.context import KEY_VERIFIER, POOL, SETTINGS
+from journey_engine.context import BATCHER, KEY_VERIFIER, POOL, SETTINGS
 from journey_engine.db import create_pool
+from journey_engine.events import insert_events
+from journey_engine.ingest import Batcher
 from journey_engine.middleware import authenticate, check_routes, request_context
 from journey_engine.settings import Settings
 from journey_engine.workspaces import KeyVerifier
@@ -32,6 +34,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+async def _ingest(app: web.Application) -> AsyncIterator[None]:
+    batcher = Batcher(app[POOL], insert_events)
+    batcher.start()
+    app[BATCHER] = batcher
+    try:
+        yield
+    finally:
+        await batcher.stop()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the app. `settings.database_url` must name a migrated database."""
     app = web.Application(
@@ -40,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[KEY_VERIFIER] = KeyVerifier()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_ingest)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     check_routes(app)

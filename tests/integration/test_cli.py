@@ -16,6 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from journey_engine.sql import LATEST_VERSION
+
 TOKEN = re.compile(r"je_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
 
@@ -140,7 +142,7 @@ async def test_serve_on_embedded_postgres_prints_a_key_once_and_stops_cleanly(
 
 async def test_serve_with_database_url_answers_ready(serve: object, fresh_database: str) -> None:
     served = await serve(DATABASE_URL=fresh_database)  # type: ignore[operator]
-    assert await _get(f"{served.url}/readyz") == (200, {"status": "ready", "schemaVersion": 1})
+    assert await _get(f"{served.url}/readyz") == (200, {"status": "ready", "schemaVersion": LATEST_VERSION})
     code, _, err = await serve.stop(served)  # type: ignore[attr-defined]
     assert code == 0, err
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from journey_engine.api import ROUTE_TABLES
-from journey_engine.context import BATCHER, KEY_VERIFIER, POOL, SETTINGS
+from journey_engine.context import BACKGROUND, BATCHER, KEY_VERIFIER, POOL, SETTINGS
 from journey_engine.db import create_pool
 from journey_engine.events import insert_events
 from journey_engine.ingest import Batcher
@@ -35,8 +35,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
-    batcher = Batcher(app[POOL], insert_events)
-    batcher.start()
+    batcher = Batcher(app[POOL], insert_events, max_pending=app[SETTINGS].ingest_max_pending)
+    app[BACKGROUND].append(batcher.start())
     app[BATCHER] = batcher
     try:
         yield
@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KEY_VERIFIER] = KeyVerifier()
+    app[BACKGROUND] = []
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_ingest)
     for table in ROUTE_TABLES:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from journey_engine import logs, workspaces
 from journey_engine.app import RUNNER_OPTIONS, create_app
+from journey_engine.context import BACKGROUND
 from journey_engine.db import init_connection, migrate
 from journey_engine.embedded import EmbeddedPostgres
 from journey_engine.errors import JourneyError
@@ -85,12 +86,28 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        failed = False
         try:
-            await stop.wait()
+            failed = await _until_stopped(stop, app[BACKGROUND])
             log.info("shutting down: finishing in-flight requests")
         finally:
             await runner.cleanup()
         log.info("stopped")
+        if failed:
+            raise JourneyError("a background task failed; the engine stopped (see the log above)")
+
+
+async def _until_stopped(stop: asyncio.Event, background: list[asyncio.Task[None]]) -> bool:
+    """Wait for a stop signal or for a background task to end; True when a task ended (a failure)."""
+    waiter = asyncio.create_task(stop.wait(), name="stop-signal")
+    done, _ = await asyncio.wait([waiter, *background], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    for task in done:
+        if task is not waiter:
+            error = None if task.cancelled() else task.exception()
+            log.error("background task %s ended unexpectedly: %r", task.get_name(), error)
+            return True
+    return False
 
 
 def _print_first_key(key: workspaces.NewKey) -> None:

@@ -13,3 +13,5 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 KEY_VERIFIER = web.AppKey("key_verifier", KeyVerifier)
 BATCHER = web.AppKey("batcher", Batcher)
+# Long-running tasks of the app (batcher, workers...); `serve` stops the engine if one ends unexpectedly.
+BACKGROUND = web.AppKey("background", list)

@@ -69,11 +69,8 @@ class Batcher:
         self._wake.set()
         return await done
 
-    def start(self) -> None:
+    def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self._run(), name="ingest-batcher")
-
-    @property
-    def task(self) -> asyncio.Task[None] | None:
         return self._task
 
     async def stop(self) -> None:

@@ -139,10 +139,10 @@ async def make_client(settings: Settings) -> AsyncIterator[Callable[..., Awaitab
     """Serve an app built by `create_app` on a real socket on 127.0.0.1 (optionally on another database)."""
     clients: list[TestClient] = []  # type: ignore[type-arg]
 
-    async def make(database_url: str | None = None) -> TestClient:  # type: ignore[type-arg]
-        app_settings = (
-            settings if database_url is None else settings.model_copy(update={"database_url": database_url})
-        )
+    async def make(database_url: str | None = None, **overrides: object) -> TestClient:  # type: ignore[type-arg]
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        app_settings = settings.model_copy(update=overrides)
         server = TestServer(create_app(app_settings), host="127.0.0.1")
         await server.start_server(**RUNNER_OPTIONS)
         client = TestClient(server)

@@ -191,3 +191,41 @@ def test_help_explains_each_command() -> None:
     for command in ("serve", "migrate", "workspace", "key"):
         assert command in result.stdout
     assert "DATABASE_URL" in result.stdout
+
+
+async def test_sigterm_lets_in_flight_ingest_finish_before_exit(serve: object, fresh_database: str) -> None:
+    import asyncpg
+
+    from journey_engine import workspaces
+
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        served = await serve(DATABASE_URL=fresh_database)  # type: ignore[operator]
+        created = await workspaces.create_workspace(conn, "w")
+        key = await workspaces.create_key(conn, created.workspace_id, ["events:write"])
+        event = {
+            "id": "inflight", "specversion": "1.0", "type": "t", "source": "s",
+            "identity": "v-1", "identitytype": "temporaryId",
+        }  # fmt: skip
+        lock = conn.transaction()
+        await lock.start()
+        await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        async with aiohttp.ClientSession() as session:
+            posting = asyncio.create_task(
+                session.post(
+                    f"{served.url}/v1/workspaces/{created.workspace_id}/events",
+                    json=event,
+                    headers={"Authorization": f"Bearer {key.token}"},
+                )
+            )
+            await asyncio.sleep(0.5)
+            served.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            assert served.process.returncode is None  # still draining
+            await lock.rollback()
+            response = await posting
+            assert response.status == 202
+        assert await asyncio.wait_for(served.process.wait(), 30) == 0
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE id = 'inflight'") == 1
+    finally:
+        await conn.close()

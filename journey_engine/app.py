@@ -10,9 +10,9 @@ from aiohttp import web
 from journey_engine.api import ROUTE_TABLES
 from journey_engine.context import BACKGROUND, BATCHER, KEY_VERIFIER, POOL, SETTINGS
 from journey_engine.db import create_pool
-from journey_engine.events import insert_events
 from journey_engine.ingest import Batcher
 from journey_engine.middleware import authenticate, check_routes, request_context
+from journey_engine.pipeline import IngestPipeline
 from journey_engine.settings import Settings
 from journey_engine.workspaces import KeyVerifier
 
@@ -35,7 +35,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
-    batcher = Batcher(app[POOL], insert_events, max_pending=app[SETTINGS].ingest_max_pending)
+    settings = app[SETTINGS]
+    write = IngestPipeline(settings.phone_region)
+    batcher = Batcher(app[POOL], write, max_pending=settings.ingest_max_pending)
     app[BACKGROUND].append(batcher.start())
     app[BATCHER] = batcher
     try:

@@ -26,6 +26,9 @@ from journey_engine.events import EventRow, Stored
 
 log = logging.getLogger(__name__)
 
+# Tries of one batch that meets a deadlock with a concurrent one (identity merges lock persons).
+_ATTEMPTS = 3
+
 Write = Callable[[asyncpg.Connection, Sequence[EventRow]], Awaitable[list[Stored]]]
 
 
@@ -139,8 +142,15 @@ class Batcher:
 
     async def _store(self, groups: list[Sequence[EventRow]]) -> list[list[Stored]]:
         rows = [row for group in groups for row in group]
-        async with self._pool.acquire() as conn, conn.transaction():
-            stored = await self._write(conn, rows)
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    stored = await self._write(conn, rows)
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.info("ingest batch met a deadlock; retrying")
         out, start = [], 0
         for group in groups:
             out.append(stored[start : start + len(group)])

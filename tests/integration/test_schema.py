@@ -83,3 +83,32 @@ async def test_engine_refuses_a_database_newer_than_itself(fresh_database: str) 
             await migrate(conn)
     finally:
         await conn.close()
+
+
+async def test_upgrading_a_database_with_events_gives_each_identity_a_person(fresh_database: str) -> None:
+    from journey_engine.sql import migrations
+
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        for version, _, sql in migrations()[:2]:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        await conn.execute(
+            "INSERT INTO workspaces (workspace_id, name) VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', 'w')"
+        )
+        await conn.execute(
+            """
+            INSERT INTO events (workspace_id, id, source, specversion, type, time, identity, identity_raw,
+                                identity_type, content_hash)
+            SELECT 'aaaaaaaaaaaaaaaaaaaaaaaa', 'e' || i, 's', '1.0', 't', now(), 'id-' || (i % 3), 'id',
+                   'customerId', sha256(i::text::bytea)
+            FROM generate_series(1, 9) AS i"""
+        )
+        await migrate(conn)
+        rows = await conn.fetch("SELECT alias, alias_type, person_id FROM aliases ORDER BY alias")
+        assert [(r["alias"], r["alias_type"]) for r in rows] == [(f"id-{i}", "customerId") for i in range(3)]
+        assert len({r["person_id"] for r in rows}) == 3
+        assert await conn.fetchval("SELECT count(*) FROM persons") == 3
+    finally:
+        await conn.close()

@@ -1,0 +1,201 @@
+"""Identity resolution at ingest: persons, aliases, previousidentity links and merges, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from journey_engine import identity
+from tests.helpers import WorkspaceKey
+
+Client = TestClient  # type: ignore[type-arg]
+BATCH = "application/cloudevents-batch+json"
+_counter = 0
+
+
+def event(identity_: str, identitytype: str, previous: str | None = None, **extra: Any) -> dict[str, Any]:
+    global _counter
+    _counter += 1
+    body = {
+        "id": f"e{_counter}", "specversion": "1.0", "type": "Page Visit", "source": "/web",
+        "identity": identity_, "identitytype": identitytype, "data": {"n": _counter}, **extra,
+    }  # fmt: skip
+    if previous is not None:
+        body["previousidentity"] = previous
+    return body
+
+
+async def post(client: Client, ws: WorkspaceKey, *events: dict[str, Any]) -> None:
+    response = await client.post(
+        f"/v1/workspaces/{ws.workspace_id}/events",
+        data=json.dumps(list(events)),
+        headers={**ws.headers, "Content-Type": BATCH},
+    )
+    assert response.status == 202, await response.text()
+
+
+async def owners(db: asyncpg.Connection) -> dict[str, str]:
+    return {r["alias"]: r["person_id"] for r in await db.fetch("SELECT alias, person_id FROM aliases")}
+
+
+async def test_first_event_of_an_unknown_identity_creates_its_person(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("Jane@Example.com", "email"), event("jane@example.com", "email"))
+    (person,) = await db.fetch("SELECT * FROM persons")
+    assert len(person["person_id"]) == 24
+    assert await owners(db) == {"jane@example.com": person["person_id"]}
+    (created,) = await db.fetch("SELECT * FROM identity_changes")
+    assert (created["kind"], created["aliases"]) == ("created", ["jane@example.com"])
+    assert created["by_event"] == await db.fetchval("SELECT min(seq) FROM events")
+
+
+async def test_previousidentity_joins_the_anonymous_visitor_to_the_known_customer(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("visitor-42", "temporaryId"), event("visitor-42", "temporaryId"))
+    await post(api_client, workspace, event("jane@example.com", "email", previous="visitor-42"))
+    aliases = await owners(db)
+    assert aliases["visitor-42"] == aliases["jane@example.com"]
+    survivor = aliases["jane@example.com"]
+    merged = await db.fetchrow("SELECT * FROM identity_changes WHERE kind = 'merged'")
+    assert merged["person_id"] == survivor
+    assert merged["aliases"] == ["visitor-42"]
+    retired = await db.fetchrow("SELECT * FROM persons WHERE person_id = $1", merged["other_person_id"])
+    assert retired["merged_into"] == survivor
+    assert await identity.current_person(db, workspace.workspace_id, merged["other_person_id"]) == survivor
+
+
+async def test_previousidentity_never_seen_becomes_an_alias_of_the_person(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("jane@example.com", "email", previous="visitor-7"))
+    await post(api_client, workspace, event("visitor-7", "temporaryId"))
+    aliases = await owners(db)
+    assert aliases["visitor-7"] == aliases["jane@example.com"]
+    assert await db.fetchval("SELECT count(*) FROM persons") == 1
+    assert await db.fetchval("SELECT alias_type FROM aliases WHERE alias = 'visitor-7'") == "temporaryId"
+    assert await db.fetchval("SELECT kind FROM identity_changes WHERE kind = 'linked'") == "linked"
+
+
+async def test_a_phone_previousidentity_links_whatever_its_spelling(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("(226) 376-2555", "phone"))
+    await post(api_client, workspace, event("cust-9", "customerId", previous="+1 226 376 2555"))
+    aliases = await owners(db)
+    assert aliases["+12263762555"] == aliases["cust-9"]
+
+
+async def test_none_as_previousidentity_links_nothing(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("a@example.com", "email", previous="none"))
+    await post(api_client, workspace, event("b@example.com", "email", previous="none"))
+    assert await db.fetchval("SELECT count(DISTINCT person_id) FROM aliases") == 2
+    assert "none" not in await owners(db)
+
+
+async def test_links_within_one_batch_apply_in_event_order(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(
+        api_client,
+        workspace,
+        event("t-1", "temporaryId"),
+        event("t-2", "temporaryId"),
+        event("c-1", "customerId", previous="t-1"),
+        event("c-1", "customerId", previous="t-2"),
+    )
+    assert len(set((await owners(db)).values())) == 1
+
+
+async def test_a_retried_linking_event_does_not_undo_an_unmerge(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    linking = event("jane@example.com", "email", previous="visitor-1")
+    await post(api_client, workspace, event("visitor-1", "temporaryId"))
+    await post(api_client, workspace, linking)
+    person = (await owners(db))["jane@example.com"]
+    async with db.transaction():
+        split = await identity.unmerge(db, workspace.workspace_id, person, ["visitor-1"], identity.Actor("k"))
+    await post(api_client, workspace, linking)  # the same event again: a retry, not new evidence
+    assert (await owners(db))["visitor-1"] == split
+
+
+async def test_unmerge_splits_an_alias_with_its_events_into_a_new_person(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("visitor-1", "temporaryId"), event("visitor-1", "temporaryId"))
+    await post(api_client, workspace, event("jane@example.com", "email", previous="visitor-1"))
+    person = (await owners(db))["jane@example.com"]
+    async with db.transaction():
+        split = await identity.unmerge(
+            db, workspace.workspace_id, person, ["visitor-1"], identity.Actor("key1")
+        )
+    assert split != person
+    assert await owners(db) == {"jane@example.com": person, "visitor-1": split}
+    history = await db.fetch(
+        "SELECT kind, person_id, other_person_id, by_key FROM identity_changes "
+        "WHERE by_key = 'key1' ORDER BY 1"
+    )
+    assert [tuple(r) for r in history] == [
+        ("created", split, person, "key1"),
+        ("unmerged", person, split, "key1"),
+    ]
+
+
+async def test_unmerge_refuses_to_take_every_alias_or_a_foreign_one(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    from journey_engine.errors import BadRequest
+
+    await post(api_client, workspace, event("solo@example.com", "email"), event("other@example.com", "email"))
+    aliases = await owners(db)
+    for wanted in (["solo@example.com"], ["other@example.com"]):
+        try:
+            async with db.transaction():
+                await identity.unmerge(
+                    db, workspace.workspace_id, aliases["solo@example.com"], wanted, identity.Actor()
+                )
+        except BadRequest:
+            continue
+        raise AssertionError(f"unmerge of {wanted} was not refused")
+
+
+async def test_concurrent_events_for_the_same_new_identities_make_one_person_each(
+    make_client: Callable[..., Awaitable[Client]], workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    engines = [await make_client(), await make_client()]  # two engine processes on one database
+    identities = [f"caller-{i}@example.com" for i in range(20)]
+
+    async def burst(client: Client, offset: int) -> None:
+        for start in range(0, 20, 5):
+            chunk = identities[(start + offset) % 20 :] + identities[: (start + offset) % 20]
+            await post(client, workspace, *(event(i, "email") for i in chunk[:7]))
+
+    await asyncio.gather(*(burst(engines[n % 2], n * 3) for n in range(8)))
+    aliases = await owners(db)
+    assert set(aliases) == set(identities)
+    assert len(set(aliases.values())) == 20
+    assert await db.fetchval("SELECT count(*) FROM persons") == 20
+
+
+async def test_concurrent_links_and_merges_lose_no_alias(
+    make_client: Callable[..., Awaitable[Client]], workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    engines = [await make_client(), await make_client()]
+    await post(engines[0], workspace, *(event(f"t-{i}", "temporaryId") for i in range(10)))
+    links = [event("hub@example.com", "email", previous=f"t-{i}") for i in range(10)]
+    links += [event(f"t-{i}", "temporaryId", previous=f"t-{(i + 1) % 10}") for i in range(10)]
+    await asyncio.gather(*(post(engines[i % 2], workspace, e) for i, e in enumerate(links)))
+    aliases = await owners(db)
+    assert set(aliases) == {"hub@example.com", *(f"t-{i}" for i in range(10))}
+    assert len(set(aliases.values())) == 1
+    live = await db.fetch("SELECT person_id FROM persons WHERE merged_into IS NULL")
+    assert [r["person_id"] for r in live] == [aliases["hub@example.com"]]

@@ -1,6 +1,6 @@
 """The engine's SQL: `schema.sql` for a fresh database, numbered migrations, and named queries.
 
-Queries live in `queries.sql` as blocks headed `-- name: <name> --`; `QUERIES[name]` holds the text.
+Queries live in `queries/<noun>.sql` as blocks headed `-- name: <name> --`; `QUERIES[name]` holds the text.
 """
 
 from __future__ import annotations
@@ -8,26 +8,11 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
-_HEADER = re.compile(r"^-- name: (\w+) --$", re.MULTILINE)
-
-
-def _read(name: str) -> str:
-    return files(__name__).joinpath(name).read_text(encoding="utf-8")
-
-
-def parse_queries(text: str) -> dict[str, str]:
-    """Split a file of `-- name: x --` blocks into {name: sql}."""
-    parts = _HEADER.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = body.strip()
-    return queries
+from profiles.sqlfiles import load_queries
 
 
 def schema() -> str:
-    return _read("schema.sql")
+    return files(__name__).joinpath("schema.sql").read_text(encoding="utf-8")
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -44,5 +29,5 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-QUERIES = parse_queries(_read("queries.sql"))
+QUERIES = load_queries(__name__)
 LATEST_VERSION = len(migrations())

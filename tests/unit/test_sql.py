@@ -1,6 +1,7 @@
 import pytest
 
-from journey_engine.sql import LATEST_VERSION, QUERIES, migrations, parse_queries, schema
+from journey_engine.sql import LATEST_VERSION, QUERIES, migrations, schema
+from profiles.sqlfiles import parse_queries
 
 
 def test_named_queries_are_split_by_header() -> None:

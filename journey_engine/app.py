@@ -13,6 +13,7 @@ from journey_engine.db import create_pool
 from journey_engine.ingest import Batcher
 from journey_engine.middleware import authenticate, check_routes, request_context
 from journey_engine.pipeline import IngestPipeline
+from journey_engine.scheduler import DecaySweeper, start_scheduler
 from journey_engine.settings import Settings
 from journey_engine.workspaces import KeyVerifier
 
@@ -46,6 +47,14 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
         await batcher.stop()
 
 
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    scheduler = start_scheduler(DecaySweeper(app[POOL]), app[SETTINGS].sweep_interval)
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=False)
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the app. `settings.database_url` must name a migrated database."""
     app = web.Application(
@@ -56,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BACKGROUND] = []
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_ingest)
+    app.cleanup_ctx.append(_scheduler)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     check_routes(app)

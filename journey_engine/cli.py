@@ -17,7 +17,7 @@ from aiohttp import web
 from journey_engine import logs, workspaces
 from journey_engine.app import RUNNER_OPTIONS, create_app
 from journey_engine.context import BACKGROUND
-from journey_engine.db import init_connection, migrate
+from journey_engine.db import connect, migrate
 from journey_engine.embedded import EmbeddedPostgres
 from journey_engine.errors import JourneyError
 from journey_engine.settings import Settings
@@ -53,8 +53,8 @@ async def database(settings: Settings) -> AsyncIterator[Settings]:
 @contextlib.asynccontextmanager
 async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     async with database(settings) as resolved:
-        conn = await asyncpg.connect(resolved.database_url)
-        await init_connection(conn)
+        assert resolved.database_url is not None
+        conn = await connect(resolved.database_url)
         try:
             await migrate(conn)
             yield conn
@@ -65,7 +65,7 @@ async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 async def serve(settings: Settings) -> None:
     async with database(settings) as resolved:
         assert resolved.database_url is not None
-        conn = await asyncpg.connect(resolved.database_url)
+        conn = await connect(resolved.database_url)
         try:
             applied = await migrate(conn)
             if applied:

@@ -33,6 +33,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection with the same codecs as the pool's (for the CLI and start-up work)."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await init_connection(conn)
+    return conn
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60

@@ -105,6 +105,9 @@ async def link(
             return {person, *others}
         if any(c in owned for c in candidates):
             return set()  # already one person
+        # Hold the person while it gains the alias: a merge of it under way (which locks the person, then
+        # moves its aliases) would otherwise not see the new alias and leave it with the retired person.
+        await conn.fetch(QUERIES["lock_persons"], workspace_id, [person])
         added = await conn.fetch(
             QUERIES["claim_aliases"], [workspace_id], [candidates[0]], [candidate_type], [person]
         )
@@ -177,6 +180,12 @@ async def person_of(conn: asyncpg.Connection, workspace_id: str, candidates: Seq
     """The person owning the first of `candidates` (normalised alias forms) that is stored."""
     person: str | None = await conn.fetchval(QUERIES["alias_person"], workspace_id, list(candidates))
     return person
+
+
+async def persons_of(conn: asyncpg.Connection, workspace_id: str, aliases: Sequence[str]) -> dict[str, str]:
+    """{alias: person} for the stored ones among `aliases`."""
+    rows = await conn.fetch(QUERIES["owners_of_aliases"], workspace_id, list(aliases))
+    return {r["alias"]: r["person_id"] for r in rows}
 
 
 async def current_person(conn: asyncpg.Connection, workspace_id: str, person_id: str) -> str | None:

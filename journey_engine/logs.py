@@ -38,3 +38,5 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger("aiohttp.access").disabled = True
     # pgserver narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs every run of every job at INFO (the sweep runs four times a second).
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

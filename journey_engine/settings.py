@@ -36,6 +36,7 @@ class Settings(BaseModel):
     pool_max_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    sweep_interval: float = Field(default=0.25, gt=0, le=60)
     ingest_max_pending: int = Field(default=20_000, ge=1, le=1_000_000)
     phone_region: str = Field(default="US", min_length=2, max_length=2)
     shutdown_timeout: float = Field(default=10.0, gt=0, le=300)

@@ -20,6 +20,8 @@ import asyncpg
 
 from journey_engine.errors import BadRequest, Conflict, NotFound
 from journey_engine.sql import QUERIES
+from profiles import catalog
+from profiles.templates import default_template
 
 SCOPES = ("events:write", "read", "admin")
 _TOKEN = re.compile(r"je_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -81,7 +83,9 @@ async def create_workspace(conn: asyncpg.Connection, name: str, description: str
     if not 1 <= len(name) <= 200:
         raise BadRequest("name: must be 1 to 200 characters")
     try:
-        row = await conn.fetchrow(QUERIES["insert_workspace"], secrets.token_hex(12), name, description)
+        async with conn.transaction():
+            row = await conn.fetchrow(QUERIES["insert_workspace"], secrets.token_hex(12), name, description)
+            await catalog.create(conn, row["workspace_id"], default_template(), by="journey-engine")
     except asyncpg.UniqueViolationError:
         raise Conflict(f"name: a workspace named '{name}' already exists") from None
     return Workspace(**dict(row))

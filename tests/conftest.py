@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from journey_engine import workspaces
 from journey_engine.app import RUNNER_OPTIONS, create_app
-from journey_engine.db import init_connection, migrate
+from journey_engine.db import connect, migrate
 from journey_engine.embedded import EmbeddedPostgres, with_database
 from journey_engine.settings import Settings
 from tests.helpers import WebhookReceiver, WorkspaceKey
@@ -121,8 +121,7 @@ async def database(shared_database: str) -> str:
 @pytest.fixture
 async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the test's database, for arranging and checking state directly."""
-    conn = await asyncpg.connect(database)
-    await init_connection(conn)
+    conn = await connect(database)
     try:
         yield conn
     finally:

@@ -194,11 +194,10 @@ def test_help_explains_each_command() -> None:
 
 
 async def test_sigterm_lets_in_flight_ingest_finish_before_exit(serve: object, fresh_database: str) -> None:
-    import asyncpg
-
     from journey_engine import workspaces
+    from journey_engine.db import connect
 
-    conn = await asyncpg.connect(fresh_database)
+    conn = await connect(fresh_database)
     try:
         served = await serve(DATABASE_URL=fresh_database)  # type: ignore[operator]
         created = await workspaces.create_workspace(conn, "w")

@@ -58,3 +58,134 @@ SELECT coalesce(merged_into, person_id) AS person_id FROM persons WHERE workspac
 SELECT change_id, person_id, other_person_id, kind, aliases, by_key, by_event, at FROM identity_changes
 WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR other_person_id = ANY($2::text[]))
 ORDER BY change_id;
+
+-- name: owners_of_aliases --
+SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND alias = ANY($2::text[]);
+
+-- name: persons_with_aliases --
+-- Persons by id, in the order asked, each with its aliases oldest first (then by alias).
+SELECT p.person_id, p.first_name, p.last_name, p.created_at, p.updated_at,
+       coalesce(a.aliases, '{}') AS aliases, coalesce(a.types, '{}') AS types, coalesce(a.since, '{}') AS since
+FROM unnest($2::text[]) WITH ORDINALITY AS w (person_id, n)
+JOIN persons p ON p.workspace_id = $1 AND p.person_id = w.person_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(x.alias ORDER BY x.created_at, x.alias) AS aliases,
+           array_agg(x.alias_type ORDER BY x.created_at, x.alias) AS types,
+           array_agg(x.created_at ORDER BY x.created_at, x.alias) AS since
+    FROM aliases x WHERE x.workspace_id = $1 AND x.person_id = p.person_id
+) a ON true
+ORDER BY w.n;
+
+-- name: persons_by_aliases --
+-- The persons owning asked aliases, in the order asked, each with its aliases (as persons_with_aliases).
+-- $2 holds every spelling of every asked alias (best first), $3 the number of the asked alias each
+-- spelling belongs to; the first stored spelling of an asked alias counts.
+WITH found AS (
+    SELECT DISTINCT ON (s.n) s.n, a.person_id
+    FROM unnest($2::text[], $3::int[]) WITH ORDINALITY AS s (alias, n, k)
+    JOIN aliases a ON a.workspace_id = $1 AND a.alias = s.alias
+    ORDER BY s.n, s.k
+), owners AS (
+    SELECT person_id, min(n) AS n FROM found GROUP BY person_id
+)
+SELECT p.person_id, p.first_name, p.last_name, p.created_at, p.updated_at,
+       coalesce(a.aliases, '{}') AS aliases, coalesce(a.types, '{}') AS types, coalesce(a.since, '{}') AS since
+FROM owners o
+JOIN persons p ON p.workspace_id = $1 AND p.person_id = o.person_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(x.alias ORDER BY x.created_at, x.alias) AS aliases,
+           array_agg(x.alias_type ORDER BY x.created_at, x.alias) AS types,
+           array_agg(x.created_at ORDER BY x.created_at, x.alias) AS since
+    FROM aliases x WHERE x.workspace_id = $1 AND x.person_id = p.person_id
+) a ON true
+ORDER BY o.n;
+
+-- name: list_persons --
+-- One page of live persons, assembled by persons.py: the WHERE conditions come from the RSQL compiler,
+-- the ORDER BY from a fixed list of columns, LIMIT and OFFSET are parameters; $1 is the workspace.
+SELECT p.person_id FROM persons p
+WHERE p.workspace_id = $1 AND p.merged_into IS NULL{where}
+ORDER BY {order}
+LIMIT {limit} OFFSET {offset};
+
+-- name: current_persons --
+-- Each known id with the person that holds its aliases now (itself, or the one it was merged into).
+SELECT person_id, coalesce(merged_into, person_id) AS current_id
+FROM persons WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
+
+-- name: merged_persons --
+-- The retired ids that resolve to a person (every person merged into it, directly or not).
+SELECT person_id FROM persons WHERE workspace_id = $1 AND merged_into = $2 ORDER BY person_id;
+
+-- name: lock_person_aliases --
+-- Taken before lock_persons, as ingest takes alias rows before person rows; sorted, so writers queue.
+SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = ANY($2::text[]) ORDER BY alias FOR UPDATE;
+
+-- name: aliases_with_events --
+SELECT DISTINCT identity AS alias FROM events WHERE workspace_id = $1 AND identity = ANY($2::text[]);
+
+-- name: delete_aliases --
+DELETE FROM aliases WHERE workspace_id = $1 AND person_id = $2 AND alias = ANY($3::text[]) RETURNING alias;
+
+-- name: delete_person --
+-- A person, the ids merged into it, and (by cascade) its aliases.
+DELETE FROM persons WHERE workspace_id = $1 AND (person_id = $2 OR merged_into = $2);
+
+-- name: rename_person --
+-- $3/$5 say whether to set first_name/last_name to $4/$6.
+UPDATE persons SET first_name = CASE WHEN $3 THEN $4 ELSE first_name END,
+                   last_name = CASE WHEN $5 THEN $6 ELSE last_name END, updated_at = now()
+WHERE workspace_id = $1 AND person_id = $2;
+
+-- name: touch_persons --
+UPDATE persons SET updated_at = now() WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
+
+-- name: persons_without_aliases --
+SELECT p.person_id FROM persons p
+WHERE p.workspace_id = $1 AND p.person_id = ANY($2::text[]) AND p.merged_into IS NULL
+  AND NOT EXISTS (SELECT FROM aliases a WHERE a.workspace_id = p.workspace_id AND a.person_id = p.person_id);
+
+-- name: alias_events --
+-- Every event of some aliases, oldest first, with the columns of feed_events.
+SELECT e.seq, e.received_at, e.id, e.source, e.specversion, e.type, e.time, e.identity_raw,
+       e.identity_type, e.previous_identity, e.subject, e.datacontenttype, e.dataschema, e.data,
+       e.data_base64, e.extensions
+FROM events e WHERE e.workspace_id = $1 AND e.identity = ANY($2::text[])
+ORDER BY e.time, e.seq;
+
+-- name: erase_events --
+DELETE FROM events WHERE workspace_id = $1 AND identity = ANY($2::text[]) RETURNING identity_raw;
+
+-- name: forget_previous_identity --
+-- Other events that name an erased alias as their previousidentity (stripped, case-folded, or a phone
+-- number's digits with '+'; $2 holds the aliases and the spellings they were sent in): forget it.
+-- Reads the workspace's events that have a previousidentity: erasure is rare.
+UPDATE events SET previous_identity = NULL
+WHERE workspace_id = $1 AND previous_identity IS NOT NULL
+  AND (btrim(previous_identity) = ANY($2::text[]) OR lower(btrim(previous_identity)) = ANY($2::text[])
+       OR '+' || regexp_replace(previous_identity, '[^0-9]', '', 'g') = ANY($2::text[]));
+
+-- name: erase_identity_changes --
+-- The changes of the erased persons; other persons' changes lose the erased aliases and the erased events.
+WITH gone AS (
+    DELETE FROM identity_changes
+    WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR other_person_id = ANY($2::text[]))
+    RETURNING 1
+), scrubbed AS (
+    UPDATE identity_changes c
+    SET aliases = ARRAY(SELECT a FROM unnest(c.aliases) AS a WHERE a <> ALL($3::text[])),
+        by_event = CASE WHEN c.by_event IN (
+            SELECT e.seq FROM events e WHERE e.workspace_id = $1 AND e.identity = ANY($3::text[])
+        ) THEN NULL ELSE c.by_event END
+    WHERE c.workspace_id = $1 AND c.person_id <> ALL($2::text[])
+      AND (c.other_person_id IS NULL OR c.other_person_id <> ALL($2::text[]))
+      AND (c.aliases && $3::text[] OR c.by_event IN (
+            SELECT e.seq FROM events e WHERE e.workspace_id = $1 AND e.identity = ANY($3::text[])))
+)
+SELECT count(*) FROM gone;
+
+-- name: erase_aliases --
+DELETE FROM aliases WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR alias = ANY($3::text[]));
+
+-- name: erase_persons --
+DELETE FROM persons WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR merged_into = ANY($2::text[]));

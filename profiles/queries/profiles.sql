@@ -1,0 +1,83 @@
+-- name: insert_template --
+INSERT INTO templates (workspace_id, template_id, name, spec, event_types, created_by, updated_by)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+RETURNING template_id, name, spec, created_at, created_by, updated_at, updated_by;
+
+-- name: update_template --
+UPDATE templates SET name = $3, spec = $4, event_types = $5, updated_at = now(), updated_by = $6
+WHERE workspace_id = $1 AND template_id = $2
+RETURNING template_id, name, spec, created_at, created_by, updated_at, updated_by;
+
+-- name: delete_template --
+DELETE FROM templates WHERE workspace_id = $1 AND template_id = $2 RETURNING template_id;
+
+-- name: find_template --
+-- By id, or by name (JDS flows put the name where an id is expected); the id wins.
+SELECT template_id, name, spec, created_at, created_by, updated_at, updated_by FROM templates
+WHERE workspace_id = $1 AND (template_id = $2 OR name = $2)
+ORDER BY template_id = $2 DESC LIMIT 1;
+
+-- name: find_template_by_name --
+SELECT template_id, name, spec, created_at, created_by, updated_at, updated_by FROM templates
+WHERE workspace_id = $1 AND name = $2;
+
+-- name: list_templates --
+SELECT template_id, name, spec, created_at, created_by, updated_at, updated_by FROM templates t
+WHERE workspace_id = $1{where}
+ORDER BY {order}
+LIMIT {limit} OFFSET {offset};
+
+-- name: templates_for_types --
+-- The templates an event of these types can change (all of them when $2 is null).
+SELECT template_id, name, spec FROM templates
+WHERE workspace_id = $1 AND ($2::text[] IS NULL OR event_types && $2::text[])
+ORDER BY template_id;
+
+-- name: lock_profile_persons --
+-- Profile computation of a person is serialised (against merges too): the reader of its events must
+-- see every committed event, or two concurrent batches would each store a value missing the other's.
+SELECT person_id, merged_into FROM persons
+WHERE workspace_id = $1 AND person_id = ANY($2::text[])
+ORDER BY person_id FOR NO KEY UPDATE;
+
+-- name: lock_profile_persons_skip --
+SELECT person_id FROM persons
+WHERE workspace_id = $1 AND person_id = ANY($2::text[]) AND merged_into IS NULL
+ORDER BY person_id FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: person_events --
+-- The events of these persons (all their aliases) of these types, from $4 on (future-stamped included).
+SELECT a.person_id, e.seq, e.type, e.time, e.data
+FROM aliases a
+JOIN events e ON e.workspace_id = a.workspace_id AND e.identity = a.alias
+WHERE a.workspace_id = $1 AND a.person_id = ANY($2::text[]) AND e.type = ANY($3::text[]) AND e.time >= $4;
+
+-- name: stored_values --
+SELECT template_id, person_id, vals, computed_at, next_change_at FROM profile_values
+WHERE workspace_id = $1 AND person_id = ANY($2::text[]) AND template_id = ANY($3::text[]);
+
+-- name: upsert_values --
+INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at)
+SELECT $1, t, p, v::jsonb, $5, n FROM unnest($2::text[], $3::text[], $4::text[], $6::timestamptz[]) AS u (t, p, v, n)
+ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
+SET vals = excluded.vals, computed_at = excluded.computed_at, next_change_at = excluded.next_change_at;
+
+-- name: delete_person_values --
+DELETE FROM profile_values WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
+
+-- name: due_values --
+SELECT workspace_id, template_id, person_id FROM profile_values
+WHERE next_change_at <= $1 ORDER BY next_change_at LIMIT $2;
+
+-- name: mark_template_due --
+-- After a template is created or changed: every person with an event of its types gets a row that is
+-- due at once, so the sweeper computes it (values of the old definition are dropped first).
+INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at)
+SELECT DISTINCT $1, $2, a.person_id, '[]'::jsonb, now(), now()
+FROM events e JOIN aliases a ON a.workspace_id = e.workspace_id AND a.alias = e.identity
+WHERE e.workspace_id = $1 AND e.type = ANY($3::text[])
+ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
+SET vals = '[]'::jsonb, next_change_at = now();
+
+-- name: clear_template_values --
+DELETE FROM profile_values WHERE workspace_id = $1 AND template_id = $2;

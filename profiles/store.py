@@ -1,0 +1,159 @@
+"""Stored profile values: recomputed from events in the transaction that changed them.
+
+`refresh` is the one way values are written: after an ingest batch (for the persons and event types it
+touched), after a merge or unmerge (every template of the persons involved), and by the sweeper (values
+whose window lost or gains an event now). It locks the persons first (sorted), so the events it reads
+include every committed one; concurrent writers of one person queue instead of storing stale values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from profiles.compute import EventFact, ProfileValues, compute, from_json, to_json
+from profiles.sqlfiles import load_queries
+from profiles.templates import TemplateSpec
+
+QUERIES = load_queries("profiles")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    template_id: str
+    spec: TemplateSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A person's values under a template, before (None: never computed) and after a refresh."""
+
+    workspace_id: str
+    person_id: str
+    template: StoredTemplate
+    before: ProfileValues | None
+    after: ProfileValues
+
+
+def parse_template(row: asyncpg.Record) -> StoredTemplate:
+    return StoredTemplate(row["template_id"], TemplateSpec.model_validate(row["spec"]))
+
+
+async def templates_for(
+    conn: asyncpg.Connection, workspace_id: str, event_types: Collection[str] | None
+) -> list[StoredTemplate]:
+    """The workspace's templates that events of `event_types` can change (None: all templates)."""
+    types = None if event_types is None else sorted(event_types)
+    return [parse_template(r) for r in await conn.fetch(QUERIES["templates_for_types"], workspace_id, types)]
+
+
+async def refresh(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    person_ids: Collection[str],
+    now: datetime,
+    *,
+    event_types: Collection[str] | None = None,
+    templates: Sequence[StoredTemplate] | None = None,
+) -> list[Change]:
+    """Recompute and store the values of `person_ids` under the templates that `event_types` touch
+    (or `templates`, or all). Persons merged away lose their rows. Returns what was computed."""
+    if templates is None:
+        templates = await templates_for(conn, workspace_id, event_types)
+    locked = await conn.fetch(QUERIES["lock_profile_persons"], workspace_id, sorted(person_ids))
+    retired = [r["person_id"] for r in locked if r["merged_into"] is not None]
+    if retired:
+        await conn.execute(QUERIES["delete_person_values"], workspace_id, retired)
+    live = [r["person_id"] for r in locked if r["merged_into"] is None]
+    if not templates or not live:
+        return []
+    events = await _events(conn, workspace_id, live, templates, now)
+    before = await _stored(conn, workspace_id, live, templates)
+    changes = []
+    for person in live:
+        for template in templates:
+            after = compute(template.spec, events.get(person, ()), now)
+            changes.append(
+                Change(workspace_id, person, template, before.get((template.template_id, person)), after)
+            )
+    await conn.execute(
+        QUERIES["upsert_values"],
+        workspace_id,
+        [c.template.template_id for c in changes],
+        [c.person_id for c in changes],
+        [json.dumps(to_json(c.after), separators=(",", ":")) for c in changes],
+        now,
+        [c.after.next_change_at for c in changes],
+    )
+    return changes
+
+
+async def compute_now(
+    conn: asyncpg.Connection, workspace_id: str, person_id: str, template: StoredTemplate, now: datetime
+) -> ProfileValues:
+    """The values at `now`, from the stored row when it is still exact, else computed (not stored)."""
+    stored = await _stored(conn, workspace_id, [person_id], [template])
+    values = stored.get((template.template_id, person_id))
+    if values is not None and (values.next_change_at is None or values.next_change_at > now):
+        return values
+    events = await _events(conn, workspace_id, [person_id], [template], now)
+    return compute(template.spec, events.get(person_id, ()), now)
+
+
+async def sweep_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[Change]:
+    """Recompute up to `limit` values whose next change is due, skipping persons another transaction
+    holds (it recomputes them, or a later sweep does). Call inside a transaction."""
+    due = await conn.fetch(QUERIES["due_values"], now, limit)
+    by_workspace: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in due:
+        by_workspace[row["workspace_id"]][row["person_id"]].add(row["template_id"])
+    changes: list[Change] = []
+    for workspace_id, persons in by_workspace.items():
+        free = await conn.fetch(QUERIES["lock_profile_persons_skip"], workspace_id, sorted(persons))
+        free_ids = [r["person_id"] for r in free]
+        if not free_ids:
+            continue
+        wanted = set().union(*(persons[p] for p in free_ids))
+        templates = [t for t in await templates_for(conn, workspace_id, None) if t.template_id in wanted]
+        changes.extend(await refresh(conn, workspace_id, free_ids, now, templates=templates))
+    return changes
+
+
+async def _events(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    person_ids: Sequence[str],
+    templates: Sequence[StoredTemplate],
+    now: datetime,
+) -> dict[str, list[EventFact]]:
+    types = sorted({a.event for t in templates for a in t.spec.attributes})
+    since = now - max(a.lookback for t in templates for a in t.spec.attributes)
+    rows = await conn.fetch(QUERIES["person_events"], workspace_id, list(person_ids), types, since)
+    out: dict[str, list[EventFact]] = defaultdict(list)
+    for r in rows:
+        out[r["person_id"]].append(EventFact(r["seq"], r["type"], r["time"], r["data"]))
+    return out
+
+
+async def _stored(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    person_ids: Sequence[str],
+    templates: Sequence[StoredTemplate],
+) -> dict[tuple[str, str], ProfileValues]:
+    specs = {t.template_id: t.spec for t in templates}
+    rows = await conn.fetch(QUERIES["stored_values"], workspace_id, list(person_ids), list(specs))
+    out: dict[tuple[str, str], ProfileValues] = {}
+    for r in rows:
+        vals: list[dict[str, Any]] = r["vals"]
+        if len(vals) != len(specs[r["template_id"]].attributes):
+            continue  # a row marked for computation, not yet computed
+        key = (r["template_id"], r["person_id"])
+        out[key] = from_json(specs[r["template_id"]], vals, r["computed_at"], r["next_change_at"])
+    return out

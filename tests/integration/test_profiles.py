@@ -1,0 +1,131 @@
+"""Stored profile values: computed in the ingest transaction, exact under concurrency, swept as windows age."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from profiles import catalog
+from profiles.templates import TemplateSpec
+from tests.helpers import WorkspaceKey
+
+Client = TestClient  # type: ignore[type-arg]
+_n = 0
+
+
+def event(
+    identity: str, type_: str = "task:new", when: datetime | None = None, **data: Any
+) -> dict[str, Any]:
+    global _n
+    _n += 1
+    body = {"id": f"p{_n}", "specversion": "1.0", "type": type_, "source": "/cc", "identity": identity,
+            "identitytype": "temporaryId" if not identity.startswith("+") else "phone", "data": data}  # fmt: skip
+    if when is not None:
+        body["time"] = when.isoformat()
+    return body
+
+
+async def post(client: Client, ws: WorkspaceKey, *events: dict[str, Any]) -> None:
+    response = await client.post(
+        f"/v1/workspaces/{ws.workspace_id}/events",
+        data=json.dumps(list(events)),
+        headers={**ws.headers, "Content-Type": "application/cloudevents-batch+json"},
+    )
+    assert response.status == 202, await response.text()
+
+
+async def stored(db: asyncpg.Connection, template_name: str, alias: str) -> asyncpg.Record | None:
+    return await db.fetchrow(
+        """SELECT v.* FROM profile_values v
+           JOIN templates t ON t.workspace_id = v.workspace_id AND t.template_id = v.template_id
+           JOIN aliases a ON a.workspace_id = v.workspace_id AND a.person_id = v.person_id
+           WHERE t.name = $1 AND a.alias = $2""",
+        template_name,
+        alias,
+    )
+
+
+async def make_template(db: asyncpg.Connection, ws: WorkspaceKey, **attribute: Any) -> None:
+    spec = {"event": "Payment Queue", "metaDataType": "string", "metaData": "queue", "limit": 0,
+            "displayName": "calls", "lookBackDurationType": "minutes", "lookBackPeriod": 5,
+            "aggregationMode": "Count", **attribute}  # fmt: skip
+    await catalog.create(
+        db, ws.workspace_id, TemplateSpec.model_validate({"name": "repeat", "attributes": [spec]}), "t"
+    )
+
+
+async def test_ingest_stores_the_default_templates_values_in_the_same_transaction(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("caller-1"), event("caller-1"), event("caller-1", "other"))
+    row = await stored(db, "journey-default-template", "caller-1")
+    assert row is not None
+    assert [v["value"] for v in row["vals"]] == [2, 2]
+    assert row["next_change_at"] is not None
+
+
+async def test_concurrent_batches_for_one_person_never_store_a_value_missing_events(
+    make_client: Callable[..., Awaitable[Client]], workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    engines = [await make_client(), await make_client()]
+    await asyncio.gather(*(post(engines[i % 2], workspace, event("busy"), event("busy")) for i in range(30)))
+    row = await stored(db, "journey-default-template", "busy")
+    assert row is not None
+    assert [v["value"] for v in row["vals"]] == [60, 60]
+
+
+async def test_a_value_changes_when_its_event_leaves_the_window_with_no_new_event(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await make_template(db, workspace, lookBackPeriod=1)
+    leaves_at = datetime.now(UTC) - timedelta(seconds=58.5)
+    await post(api_client, workspace, event("+12263762555", "Payment Queue", leaves_at, queue="billing"))
+    row = await stored(db, "repeat", "+12263762555")
+    assert row is not None
+    assert row["vals"][0]["value"] == 1
+    assert row["next_change_at"] == leaves_at + timedelta(minutes=1, microseconds=1)
+    deadline = row["next_change_at"] + timedelta(seconds=1)
+    while datetime.now(UTC) < deadline + timedelta(seconds=2):
+        row = await stored(db, "repeat", "+12263762555")
+        assert row is not None
+        if row["vals"][0]["value"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert row["vals"][0]["value"] == 0
+    assert row["computed_at"] <= deadline  # swept within a second of the change
+    assert row["next_change_at"] is None
+
+
+async def test_a_merge_recomputes_the_survivor_from_both_persons_events(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    await post(api_client, workspace, event("visitor"), event("visitor"), event("cust"))
+    linking = {**event("cust"), "previousidentity": "visitor"}
+    await post(api_client, workspace, linking)
+    row = await stored(db, "journey-default-template", "cust")
+    assert row is not None
+    assert [v["value"] for v in row["vals"]] == [4, 4]
+    assert await db.fetchval("SELECT count(*) FROM profile_values") == 1
+
+
+async def test_a_new_template_is_computed_for_persons_who_already_have_events(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    now = datetime.now(UTC)
+    await post(api_client, workspace, *(event(f"v{i}", "Payment Queue", now, queue="q") for i in range(3)))
+    await make_template(db, workspace)
+    for _ in range(100):
+        values = await db.fetch(
+            "SELECT vals FROM profile_values v JOIN templates t USING (workspace_id, template_id) "
+            "WHERE t.name = 'repeat'"
+        )
+        if len(values) == 3 and all(v["vals"] for v in values):
+            break
+        await asyncio.sleep(0.05)
+    assert [v["vals"][0]["value"] for v in values] == [1, 1, 1]

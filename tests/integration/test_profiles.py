@@ -1,4 +1,4 @@
-"""Stored profile values: computed in the ingest transaction, exact under concurrency, swept as windows age."""
+"""Stored profile values: computed in the ingest transaction, exact under concurrency, swept as they age."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def event(
 ) -> dict[str, Any]:
     global _n
     _n += 1
+    kind = "phone" if identity.startswith("+") else "temporaryId"
     body = {"id": f"p{_n}", "specversion": "1.0", "type": type_, "source": "/cc", "identity": identity,
-            "identitytype": "temporaryId" if not identity.startswith("+") else "phone", "data": data}  # fmt: skip
+            "identitytype": kind, "data": data}  # fmt: skip
     if when is not None:
         body["time"] = when.isoformat()
     return body

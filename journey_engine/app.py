@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
+from journey_engine import workers
 from journey_engine.api import ROUTE_TABLES
 from journey_engine.context import BACKGROUND, BATCHER, KEY_VERIFIER, POOL, SETTINGS
 from journey_engine.db import create_pool
 from journey_engine.ingest import Batcher
 from journey_engine.middleware import authenticate, check_routes, request_context
 from journey_engine.pipeline import IngestPipeline
-from journey_engine.scheduler import DecaySweeper, start_scheduler
 from journey_engine.settings import Settings
 from journey_engine.workspaces import KeyVerifier
 
@@ -47,12 +47,10 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
         await batcher.stop()
 
 
-async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    scheduler = start_scheduler(DecaySweeper(app[POOL]), app[SETTINGS].sweep_interval)
-    try:
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    async with workers.running(app[POOL], app[SETTINGS]) as tasks:
+        app[BACKGROUND].extend(tasks)
         yield
-    finally:
-        scheduler.shutdown(wait=False)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -65,7 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BACKGROUND] = []
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_ingest)
-    app.cleanup_ctx.append(_scheduler)
+    app.cleanup_ctx.append(_workers)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     check_routes(app)

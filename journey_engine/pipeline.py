@@ -4,7 +4,7 @@
 2. identity: every new alias gets a person, `previousidentity` links and merges;
 3. profiles: the values of the touched persons under the templates the batch's event types feed, and
    under every template for persons a merge changed, recomputed from their events;
-4. (actions evaluate the changed values here.)
+4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from actions import firing
 from journey_engine import identity
 from journey_engine.events import EventRow, Stored, insert_events
 from profiles import store
@@ -30,17 +31,22 @@ class IngestPipeline:
         stored = await insert_events(conn, rows)
         merged = await identity.resolve_batch(conn, rows, stored, default_region=self._region)
         now = datetime.now(UTC)
-        new_events: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        new_events: dict[str, list[tuple[EventRow, Stored]]] = defaultdict(list)
         for row, result in zip(rows, stored, strict=True):
             if not result.duplicate:
-                new_events[row.workspace_id][row.event.identity_normalised].add(row.event.type)
-        for workspace_id, by_alias in new_events.items():
-            owners = await identity.persons_of(conn, workspace_id, list(by_alias))
-            types_by_person: dict[str, set[str]] = defaultdict(set)
-            for alias, types in by_alias.items():
-                types_by_person[owners[alias]] |= types
-            all_types = set().union(*types_by_person.values())
-            await store.refresh(conn, workspace_id, list(types_by_person), now, event_types=all_types)
+                new_events[row.workspace_id].append((row, result))
+        for workspace_id, fresh in new_events.items():
+            owners = await identity.persons_of(
+                conn, workspace_id, sorted({r.event.identity_normalised for r, _ in fresh})
+            )
+            types: set[str] = set()
+            newest: dict[str, int] = {}
+            for row, result in fresh:
+                person = owners[row.event.identity_normalised]
+                types.add(row.event.type)
+                newest[person] = max(newest.get(person, 0), result.seq)
+            changes = await store.refresh(conn, workspace_id, list(newest), now, event_types=types)
+            await firing.fire(conn, changes, "event", now, cause_events=newest)
         by_workspace: dict[str, set[str]] = defaultdict(set)
         for workspace_id, person in merged:
             by_workspace[workspace_id].add(person)
@@ -53,5 +59,14 @@ async def on_persons_changed(
     conn: asyncpg.Connection, workspace_id: str, person_ids: Collection[str]
 ) -> None:
     """Persons whose aliases changed (merge, unmerge, alias edits): recompute their values under every
-    template from their events (never add values together); persons merged away lose theirs."""
-    await store.refresh(conn, workspace_id, person_ids, datetime.now(UTC))
+    template from their events (never add values together), then evaluate the actions on what changed;
+    persons merged away lose their values."""
+    now = datetime.now(UTC)
+    changes = await store.refresh(conn, workspace_id, person_ids, now)
+    await firing.fire(conn, changes, "identity", now)
+
+
+async def on_values_aged(conn: asyncpg.Connection, changes: Sequence[store.Change]) -> None:
+    """The decay sweep recomputed values whose window lost or gained an event: evaluate their actions."""
+    if changes:
+        await firing.fire(conn, changes, "decay", changes[0].after.computed_at)

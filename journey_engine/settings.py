@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from actions.delivery import DeliverySettings
+from actions.egress import DEFAULT_DENY, parse_networks
 from journey_engine.errors import SettingsError
 from journey_engine.identities import IdentityError, check_region
 
@@ -36,6 +38,10 @@ class Settings(BaseModel):
     pool_max_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_deny: str = ",".join(DEFAULT_DENY)
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
     sweep_interval: float = Field(default=0.25, gt=0, le=60)
     ingest_max_pending: int = Field(default=20_000, ge=1, le=1_000_000)
     phone_region: str = Field(default="US", min_length=2, max_length=2)
@@ -49,6 +55,31 @@ class Settings(BaseModel):
         if not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, such as 5,300,1800") from None
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("must list at least one delay, none negative")
+        return value
+
+    @field_validator("webhook_deny")
+    @classmethod
+    def _check_deny(cls, value: str) -> str:
+        parse_networks([part for part in value.split(",") if part.strip()])
+        return value
+
+    def delivery_settings(self) -> DeliverySettings:
+        return DeliverySettings(
+            timeout=self.webhook_timeout,
+            schedule=tuple(float(part) for part in self.webhook_retry_schedule.split(",")),
+            deny=parse_networks([part for part in self.webhook_deny.split(",") if part.strip()]),
+            concurrency=self.webhook_concurrency,
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,0 +1,206 @@
+"""Firing: evaluating a template's actions on changed profile values, inside the change's transaction.
+
+When a person's values under a template are recomputed (a new event, a value aging out of its window,
+a merge or an unmerge), each active action of the template is evaluated on the new values:
+
+- a new event: the action is evaluated whatever the values did (JDS: after each event);
+- time decay, merges: only when the values changed.
+
+It fires when its rules hold (with `fire: on_enter`, only if they did not hold on the values before) and
+the person is outside the action's cooldown (`cooldownPeriodInMinutes` since its last firing for that
+person). A firing writes one `firings` row and one outbox `deliveries` row per trigger, with the body
+rendered now; the commit of the change commits them, so a crash loses or doubles none. The person is
+locked by the profile computation, so two engines never fire one change twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+
+from actions.models import ActionSpec, holds
+from actions.render import render
+from profiles.compute import ProfileValues
+from profiles.sqlfiles import load_queries
+from profiles.store import Change
+
+QUERIES = load_queries("actions")
+Cause = Literal["event", "decay", "identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    firing_id: int
+    action_id: str
+    person_id: str
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    action_id: str
+    template_id: str
+    spec: ActionSpec
+
+
+def _same(before: ProfileValues | None, after: ProfileValues) -> bool:
+    if before is None:
+        return False
+    return [a.result for a in before.attributes] == [a.result for a in after.attributes]
+
+
+async def fire(
+    conn: asyncpg.Connection,
+    changes: Sequence[Change],
+    cause: Cause,
+    now: datetime,
+    cause_events: Mapping[str, int] | None = None,
+) -> list[Fired]:
+    """Evaluate the actions of the changed (person, template) values; record what fires.
+
+    `cause_events` maps a person to the newest event of this change (for `{{event.*}}` placeholders).
+    """
+    fired: list[Fired] = []
+    by_workspace: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        if cause == "event" or not _same(change.before, change.after):
+            by_workspace[change.workspace_id].append(change)
+    for workspace_id, relevant in by_workspace.items():
+        fired.extend(await _fire_in(conn, workspace_id, relevant, cause, now, cause_events or {}))
+    if fired:
+        await conn.execute(QUERIES["notify_deliveries"], "")
+    return fired
+
+
+async def _fire_in(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    changes: Sequence[Change],
+    cause: Cause,
+    now: datetime,
+    cause_events: Mapping[str, int],
+) -> list[Fired]:
+    template_ids = sorted({c.template.template_id for c in changes})
+    rows = await conn.fetch(QUERIES["active_actions"], workspace_id, template_ids)
+    if not rows:
+        return []
+    actions: dict[str, list[_Action]] = defaultdict(list)
+    for r in rows:
+        actions[r["template_id"]].append(
+            _Action(r["action_id"], r["template_id"], ActionSpec.model_validate(r["spec"]))
+        )
+    candidates = [
+        (change, action)
+        for change in changes
+        for action in actions.get(change.template.template_id, [])
+        if holds(action.spec, change.template.spec, change.after)
+        and not (action.spec.fire == "on_enter" and holds(action.spec, change.template.spec, change.before))
+    ]
+    if not candidates:
+        return []
+    last = {
+        (r["action_id"], r["person_id"]): r["fired_at"]
+        for r in await conn.fetch(
+            QUERIES["last_firings"],
+            workspace_id,
+            [a.action_id for _, a in candidates],
+            [c.person_id for c, _ in candidates],
+        )
+    }
+    firing = [
+        (change, action)
+        for change, action in candidates
+        if (previous := last.get((action.action_id, change.person_id))) is None
+        or previous + timedelta(minutes=action.spec.cooldownPeriodInMinutes) <= now
+    ]
+    if not firing:
+        return []
+    states = await _trigger_states(conn, workspace_id, sorted({a.action_id for _, a in firing}))
+    contexts = await _contexts(conn, workspace_id, firing, cause_events)
+    out = []
+    for change, action in firing:
+        event_seq = cause_events.get(change.person_id) if cause == "event" else None
+        cooldown = action.spec.cooldownPeriodInMinutes
+        firing_id: int = await conn.fetchval(
+            QUERIES["insert_firing"], workspace_id, action.action_id, change.person_id, action.template_id,
+            now, cooldown, cause, event_seq,
+        )  # fmt: skip
+        context = {
+            **contexts[change.person_id],
+            **_values_context(change),
+            "action.id": action.action_id,
+            "action.name": action.spec.name,
+            "firing.id": str(firing_id),
+            "firing.time": now.isoformat(),
+        }
+        columns: list[list[Any]] = [[], [], [], [], [], []]
+        for index, trigger in enumerate(action.spec.actionTriggers):
+            paused, disabled = states.get((action.action_id, index), (False, None))
+            if disabled is not None:
+                continue
+            status = "paused" if paused else "pending"
+            body = render(trigger.attributes.requestbody, context)
+            row = (f"msg_{uuid.uuid4().hex}", index, trigger.method, trigger.webhookURL, body, status)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        if columns[0]:
+            await conn.execute(
+                QUERIES["insert_deliveries"], workspace_id, firing_id, action.action_id, change.person_id,
+                now, *columns,
+            )  # fmt: skip
+        out.append(Fired(firing_id, action.action_id, change.person_id, len(columns[0])))
+    return out
+
+
+async def _trigger_states(
+    conn: asyncpg.Connection, workspace_id: str, action_ids: list[str]
+) -> dict[tuple[str, int], tuple[bool, str | None]]:
+    rows = await conn.fetch(QUERIES["trigger_states"], workspace_id, action_ids)
+    return {(r["action_id"], r["trigger_index"]): (r["paused"], r["disabled_reason"]) for r in rows}
+
+
+async def _contexts(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    firing: Sequence[tuple[Change, _Action]],
+    cause_events: Mapping[str, int],
+) -> dict[str, dict[str, Any]]:
+    persons = sorted({c.person_id for c, _ in firing})
+    contexts: dict[str, dict[str, Any]] = {p: {"person.id": p} for p in persons}
+    for r in await conn.fetch(QUERIES["render_aliases"], workspace_id, persons):
+        context = contexts[r["person_id"]]
+        context.setdefault(f"aliases.{r['alias_type']}", r["alias"])
+        context.setdefault("identity", r["alias"])
+    seqs = sorted({cause_events[p] for p in persons if p in cause_events})
+    if seqs:
+        events = {r["seq"]: r for r in await conn.fetch(QUERIES["render_events"], workspace_id, seqs)}
+        for person in persons:
+            event = events.get(cause_events.get(person, -1))
+            if event is not None:
+                contexts[person].update(
+                    {
+                        "identity": event["identity_raw"],
+                        "event.id": event["id"],
+                        "event.type": event["type"],
+                        "event.source": event["source"],
+                        "event.time": event["time"].isoformat(),
+                        "event.data": event["data"],
+                    }
+                )
+    return contexts
+
+
+def _values_context(change: Change) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "template.id": change.template.template_id,
+        "template.name": change.template.spec.name,
+    }
+    for attribute, value in zip(change.template.spec.attributes, change.after.attributes, strict=True):
+        context[f"values.{attribute.displayName}"] = value.jds_result
+    return context

@@ -1,0 +1,85 @@
+-- name: active_actions --
+SELECT action_id, template_id, spec, secrets FROM actions
+WHERE workspace_id = $1 AND template_id = ANY($2::text[]) AND is_active
+ORDER BY action_id;
+
+-- name: trigger_states --
+SELECT action_id, trigger_index, paused, disabled_reason FROM action_triggers
+WHERE workspace_id = $1 AND action_id = ANY($2::text[]);
+
+-- name: last_firings --
+SELECT f.action_id, f.person_id, max(f.fired_at) AS fired_at
+FROM unnest($2::text[], $3::text[]) AS k (a, p)
+JOIN firings f ON f.workspace_id = $1 AND f.action_id = k.a AND f.person_id = k.p
+GROUP BY f.action_id, f.person_id;
+
+-- name: insert_firing --
+INSERT INTO firings (workspace_id, action_id, person_id, template_id, fired_at, cooldown_minutes, cause, cause_event)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING firing_id;
+
+-- name: insert_deliveries --
+INSERT INTO deliveries (workspace_id, delivery_id, firing_id, action_id, trigger_index, person_id, method, url,
+                        body, status, next_attempt_at)
+SELECT $1, d, $2, $3, i, $4, m, u, b, s, $5
+FROM unnest($6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[]) AS x (d, i, m, u, b, s);
+
+-- name: notify_deliveries --
+SELECT pg_notify('journey_deliveries_v1', $1);
+
+-- name: render_aliases --
+SELECT person_id, alias_type, alias FROM aliases
+WHERE workspace_id = $1 AND person_id = ANY($2::text[]) ORDER BY created_at, alias;
+
+-- name: render_events --
+SELECT seq, id, type, source, time, identity_raw, data FROM events WHERE workspace_id = $1 AND seq = ANY($2::bigint[]);
+
+-- name: person_firings --
+SELECT action_id, fired_at, cooldown_minutes FROM firings
+WHERE workspace_id = $1 AND person_id = $2 AND template_id = $3
+ORDER BY fired_at DESC LIMIT $4;
+
+-- name: insert_action --
+INSERT INTO actions (workspace_id, action_id, template_id, name, is_active, spec, secrets, created_by, updated_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+RETURNING action_id, template_id, name, is_active, spec, secrets, created_at, created_by, updated_at, updated_by;
+
+-- name: update_action --
+UPDATE actions SET name = $4, is_active = $5, spec = $6, updated_at = now(), updated_by = $7
+WHERE workspace_id = $1 AND template_id = $2 AND action_id = $3
+RETURNING action_id, template_id, name, is_active, spec, secrets, created_at, created_by, updated_at, updated_by;
+
+-- name: delete_action --
+DELETE FROM actions WHERE workspace_id = $1 AND template_id = $2 AND action_id = $3 RETURNING action_id;
+
+-- name: get_action --
+SELECT action_id, template_id, name, is_active, spec, secrets, created_at, created_by, updated_at, updated_by
+FROM actions WHERE workspace_id = $1 AND action_id = $2;
+
+-- name: get_action_by_name --
+SELECT action_id, template_id, name, is_active, spec, secrets, created_at, created_by, updated_at, updated_by
+FROM actions WHERE workspace_id = $1 AND template_id = $2 AND name = $3;
+
+-- name: list_actions --
+SELECT action_id, template_id, name, is_active, spec, secrets, created_at, created_by, updated_at, updated_by
+FROM actions WHERE workspace_id = $1 AND ($2::text IS NULL OR template_id = $2)
+ORDER BY created_at, action_id;
+
+-- name: rotate_secret --
+-- A new secret signs from now on; the previous one keeps signing too until the next rotation, so
+-- receivers can switch over without a gap.
+UPDATE actions SET secrets = ARRAY[$3::text, secrets[1]], updated_at = now()
+WHERE workspace_id = $1 AND action_id = $2
+RETURNING secrets;
+
+-- name: set_trigger_paused --
+INSERT INTO action_triggers (workspace_id, action_id, trigger_index, paused) VALUES ($1, $2, $3, $4)
+ON CONFLICT (workspace_id, action_id, trigger_index) DO UPDATE SET paused = excluded.paused;
+
+-- name: pause_pending --
+UPDATE deliveries SET status = 'paused'
+WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = $3 AND status = 'pending';
+
+-- name: resume_paused --
+UPDATE deliveries SET status = 'pending', next_attempt_at = now()
+WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = $3 AND status = 'paused';

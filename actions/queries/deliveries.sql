@@ -1,0 +1,35 @@
+-- name: claim_deliveries --
+-- Due deliveries, and ones whose worker died mid-attempt (its lease ran out), for one worker each.
+UPDATE deliveries d SET status = 'delivering', next_attempt_at = $2
+FROM (
+    SELECT workspace_id, delivery_id FROM deliveries
+    WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1
+    ORDER BY next_attempt_at LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE d.workspace_id = due.workspace_id AND d.delivery_id = due.delivery_id
+RETURNING d.workspace_id, d.delivery_id, d.action_id, d.trigger_index, d.method, d.url, d.body, d.attempts;
+
+-- name: delivery_config --
+-- What is read at send time, so rotated secrets and changed credentials apply to retries.
+SELECT a.secrets, a.spec -> 'actionTriggers' -> $3::int -> 'attributes' AS attributes,
+       t.paused, t.disabled_reason
+FROM actions a
+LEFT JOIN action_triggers t ON t.workspace_id = a.workspace_id AND t.action_id = a.action_id AND t.trigger_index = $3
+WHERE a.workspace_id = $1 AND a.action_id = $2;
+
+-- name: record_attempt --
+INSERT INTO delivery_attempts (workspace_id, delivery_id, attempt, started_at, status_code, latency_ms, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: finish_delivery --
+UPDATE deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
+       finished_at = CASE WHEN $3 IN ('delivered', 'dead') THEN now() END
+WHERE workspace_id = $1 AND delivery_id = $2 AND status = 'delivering';
+
+-- name: disable_trigger --
+INSERT INTO action_triggers (workspace_id, action_id, trigger_index, disabled_reason) VALUES ($1, $2, $3, $4)
+ON CONFLICT (workspace_id, action_id, trigger_index) DO UPDATE SET disabled_reason = excluded.disabled_reason;
+
+-- name: next_due_delivery --
+SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivering');

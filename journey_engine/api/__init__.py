@@ -1,7 +1,14 @@
 """HTTP routes: the native `/v1` API and the JDS-compatible paths."""
 
-from journey_engine.api import events, health, ingest, workspaces
+from journey_engine.api import events, health, ingest, profiles, templates, workspaces
 
-ROUTE_TABLES = (health.routes, ingest.routes, events.routes, workspaces.routes)
+ROUTE_TABLES = (
+    health.routes,
+    ingest.routes,
+    events.routes,
+    workspaces.routes,
+    templates.routes,
+    profiles.routes,
+)
 
 __all__ = ["ROUTE_TABLES"]

@@ -1,4 +1,4 @@
-"""The `journey-engine` command: serve, migrate, and manage workspaces and API keys."""
+"""The `journey-engine` command: serve, migrate, and manage workspaces, API keys and history tokens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from journey_engine import logs, workspaces
+from journey_engine import history, logs, workspaces
 from journey_engine.app import RUNNER_OPTIONS, create_app
 from journey_engine.context import BACKGROUND
 from journey_engine.db import connect, migrate
@@ -163,6 +163,29 @@ async def cmd_key_list(settings: Settings, args: argparse.Namespace) -> None:
             print(f"{row['key_id']}  {state:7}  {','.join(row['scopes']):25}  {row['name']}")
 
 
+async def cmd_history_token_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        found = await workspaces.find_workspace(conn, args.workspace)
+        made = await history.create_token(conn, found.workspace_id, args.name)
+    print(f"history token {made.token_id} for workspace {made.workspace_id}")
+    print("the widget's SERVICE_HOME is the engine's address followed by this path (shown once):")
+    print(made.base_path)
+
+
+async def cmd_history_token_list(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        found = await workspaces.find_workspace(conn, args.workspace)
+        for row in await history.list_tokens(conn, found.workspace_id):
+            state = "revoked" if row["revoked_at"] else "active"
+            print(f"{row['token_id']}  {state:7}  {row['name']}")
+
+
+async def cmd_history_token_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with connection(settings) as conn:
+        workspace_id = await history.revoke_token(conn, args.token_id)
+    print(f"history token {args.token_id} of workspace {workspace_id} revoked")
+
+
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {}
     if args.host:
@@ -218,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("list", help="list a workspace's keys (never their tokens)")
     p.add_argument("--workspace", required=True, help="workspace id or name")
     p.set_defaults(func=cmd_key_list)
+
+    tokens = sub.add_parser(
+        "history-token", help="create, list or revoke the history widget's tokens"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = tokens.add_parser("create", help="create a history token and print the widget's base path once")
+    p.add_argument("--workspace", required=True, help="workspace id or name")
+    p.add_argument("--name", default="", help="a label for the token")
+    p.set_defaults(func=cmd_history_token_create)
+    p = tokens.add_parser("list", help="list a workspace's history tokens (never the tokens themselves)")
+    p.add_argument("--workspace", required=True, help="workspace id or name")
+    p.set_defaults(func=cmd_history_token_list)
+    p = tokens.add_parser("revoke", help="revoke a history token by its id (takes effect at once)")
+    p.add_argument("token_id")
+    p.set_defaults(func=cmd_history_token_revoke)
     return parser
 
 

@@ -3,6 +3,9 @@
 Every route declares its access with `@access("read")` (a scope) or `@access(None)` (public);
 `check_routes` refuses to build an app with an undeclared route, so no route is open by accident.
 A key reaches only its own workspace: a path naming another workspace answers 404, as if it did not exist.
+A route whose path holds a credential declares `secret_path=True`: the access log then records its
+pattern (`/rch/{token}/history`), never the path itself. A route a browser page on another origin calls
+declares `cors=True`: every answer of it, errors included, carries `Access-Control-Allow-Origin: *`.
 """
 
 from __future__ import annotations
@@ -39,18 +42,26 @@ TRACKING_ID = web.RequestKey("tracking_id", str)
 JDS_PREFIXES = ("/admin/v1/api/", "/publish/v1/api/", "/v1/api/")
 _ACCESS = "__journey_access__"
 _QUERY_TOKEN = "__journey_query_token__"
+_SECRET_PATH = "__journey_secret_path__"
+_CORS = "__journey_cors__"
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "TrackingID"}
 _JDS_REASONS = {413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
-def access(scope: str | None, *, query_token: bool = False) -> Callable[[H], H]:
+def access(
+    scope: str | None, *, query_token: bool = False, secret_path: bool = False, cors: bool = False
+) -> Callable[[H], H]:
     """Declare what a route needs: a scope, or None for a public route.
 
-    `query_token` also accepts the token as `?bearerToken=` (EventSource clients cannot set headers).
+    `query_token` also accepts the token as `?bearerToken=` (EventSource clients cannot set headers);
+    `secret_path` keeps the path out of the access log; `cors` lets pages of any origin read the answers.
     """
 
     def mark(handler: H) -> H:
         setattr(handler, _ACCESS, scope)
         setattr(handler, _QUERY_TOKEN, query_token)
+        setattr(handler, _SECRET_PATH, secret_path)
+        setattr(handler, _CORS, cors)
         return handler
 
     return mark
@@ -119,13 +130,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = error_response(request, 500, "Internal server error")
     if not response.prepared:
         response.headers["TrackingID"] = tracking_id
+        if getattr(request.match_info.handler, _CORS, False):
+            response.headers.update(CORS_HEADERS)
     principal = request.get(PRINCIPAL)
     log.info(
         "request",
         extra={
             "fields": {
                 "method": request.method,
-                "path": request.path,
+                "path": _logged_path(request),
                 "status": response.status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "trackingId": tracking_id,
@@ -134,6 +147,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         },
     )
     return response
+
+
+def _logged_path(request: web.Request) -> str:
+    """The path, or for a `secret_path` route the pattern it matched."""
+    if not getattr(request.match_info.handler, _SECRET_PATH, False):
+        return request.path
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(redacted)"
 
 
 @web.middleware

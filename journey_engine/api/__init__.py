@@ -1,6 +1,6 @@
 """HTTP routes: the native `/v1` API and the JDS-compatible paths."""
 
-from journey_engine.api import events, health, ingest, profiles, templates, workspaces
+from journey_engine.api import events, health, history, ingest, profiles, templates, workspaces
 
 ROUTE_TABLES = (
     health.routes,
@@ -9,6 +9,7 @@ ROUTE_TABLES = (
     workspaces.routes,
     templates.routes,
     profiles.routes,
+    history.routes,
 )
 
 __all__ = ["ROUTE_TABLES"]

@@ -67,7 +67,7 @@ async def create(
             )
     except asyncpg.UniqueViolationError:
         raise TemplateNameTaken(spec.name) from None
-    await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types)
+    await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types, row["updated_at"])
     return _record(row)
 
 
@@ -86,7 +86,7 @@ async def replace(
     if row is None:
         return None
     await conn.execute(QUERIES["clear_template_values"], workspace_id, template_id)
-    await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types)
+    await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types, row["updated_at"])
     return _record(row)
 
 

@@ -28,6 +28,8 @@ QUERIES = load_queries("profiles")
 class StoredTemplate:
     template_id: str
     spec: TemplateSpec
+    version: datetime
+    """When the definition last changed; values computed with an older one are stale."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class Change:
 
 
 def parse_template(row: asyncpg.Record) -> StoredTemplate:
-    return StoredTemplate(row["template_id"], TemplateSpec.model_validate(row["spec"]))
+    return StoredTemplate(row["template_id"], TemplateSpec.model_validate(row["spec"]), row["updated_at"])
 
 
 async def templates_for(
@@ -90,6 +92,7 @@ async def refresh(
         [json.dumps(to_json(c.after), separators=(",", ":")) for c in changes],
         now,
         [c.after.next_change_at for c in changes],
+        [c.template.version for c in changes],
     )
     return changes
 
@@ -147,13 +150,14 @@ async def _stored(
     person_ids: Sequence[str],
     templates: Sequence[StoredTemplate],
 ) -> dict[tuple[str, str], ProfileValues]:
-    specs = {t.template_id: t.spec for t in templates}
-    rows = await conn.fetch(QUERIES["stored_values"], workspace_id, list(person_ids), list(specs))
+    by_id = {t.template_id: t for t in templates}
+    rows = await conn.fetch(QUERIES["stored_values"], workspace_id, list(person_ids), list(by_id))
     out: dict[tuple[str, str], ProfileValues] = {}
+    specs = {t.template_id: t.spec for t in templates}
     for r in rows:
         vals: list[dict[str, Any]] = r["vals"]
-        if len(vals) != len(specs[r["template_id"]].attributes):
-            continue  # a row marked for computation, not yet computed
+        if r["template_version"] != by_id[r["template_id"]].version or not vals:
+            continue  # marked for computation, or computed with another definition of the template
         key = (r["template_id"], r["person_id"])
         out[key] = from_json(specs[r["template_id"]], vals, r["computed_at"], r["next_change_at"])
     return out

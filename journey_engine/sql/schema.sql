@@ -137,6 +137,7 @@ CREATE TABLE profile_values (
     vals            jsonb NOT NULL,
     computed_at     timestamptz NOT NULL,
     next_change_at  timestamptz,
+    template_version timestamptz NOT NULL DEFAULT '-infinity',
     PRIMARY KEY (workspace_id, template_id, person_id),
     FOREIGN KEY (workspace_id, template_id) REFERENCES templates (workspace_id, template_id) ON DELETE CASCADE,
     FOREIGN KEY (workspace_id, person_id) REFERENCES persons (workspace_id, person_id) ON DELETE CASCADE
@@ -246,4 +247,4 @@ CREATE TABLE history_tokens (
 
 CREATE UNIQUE INDEX history_tokens_token_id_key ON history_tokens (token_id);
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6);
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7);

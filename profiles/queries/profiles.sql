@@ -29,7 +29,7 @@ LIMIT {limit} OFFSET {offset};
 
 -- name: templates_for_types --
 -- The templates an event of these types can change (all of them when $2 is null).
-SELECT template_id, name, spec FROM templates
+SELECT template_id, name, spec, updated_at FROM templates
 WHERE workspace_id = $1 AND ($2::text[] IS NULL OR event_types && $2::text[])
 ORDER BY template_id;
 
@@ -53,14 +53,19 @@ JOIN events e ON e.workspace_id = a.workspace_id AND e.identity = a.alias
 WHERE a.workspace_id = $1 AND a.person_id = ANY($2::text[]) AND e.type = ANY($3::text[]) AND e.time >= $4;
 
 -- name: stored_values --
-SELECT template_id, person_id, vals, computed_at, next_change_at FROM profile_values
+SELECT template_id, person_id, vals, computed_at, next_change_at, template_version FROM profile_values
 WHERE workspace_id = $1 AND person_id = ANY($2::text[]) AND template_id = ANY($3::text[]);
 
 -- name: upsert_values --
-INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at)
-SELECT $1, t, p, v::jsonb, $5, n FROM unnest($2::text[], $3::text[], $4::text[], $6::timestamptz[]) AS u (t, p, v, n)
+-- A computation that used an older definition of the template than the stored row's leaves it alone.
+INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
+                            template_version)
+SELECT $1, t, p, v::jsonb, $5, n, tv
+FROM unnest($2::text[], $3::text[], $4::text[], $6::timestamptz[], $7::timestamptz[]) AS u (t, p, v, n, tv)
 ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
-SET vals = excluded.vals, computed_at = excluded.computed_at, next_change_at = excluded.next_change_at;
+SET vals = excluded.vals, computed_at = excluded.computed_at, next_change_at = excluded.next_change_at,
+    template_version = excluded.template_version
+WHERE profile_values.template_version <= excluded.template_version;
 
 -- name: delete_person_values --
 DELETE FROM profile_values WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
@@ -72,12 +77,13 @@ WHERE next_change_at <= $1 ORDER BY next_change_at LIMIT $2;
 -- name: mark_template_due --
 -- After a template is created or changed: every person with an event of its types gets a row that is
 -- due at once, so the sweeper computes it (values of the old definition are dropped first).
-INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at)
-SELECT DISTINCT $1, $2, a.person_id, '[]'::jsonb, now(), now()
+INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
+                            template_version)
+SELECT DISTINCT $1, $2, a.person_id, '[]'::jsonb, now(), now(), $4::timestamptz
 FROM events e JOIN aliases a ON a.workspace_id = e.workspace_id AND a.alias = e.identity
 WHERE e.workspace_id = $1 AND e.type = ANY($3::text[])
 ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
-SET vals = '[]'::jsonb, next_change_at = now();
+SET vals = '[]'::jsonb, next_change_at = now(), template_version = excluded.template_version;
 
 -- name: clear_template_values --
 DELETE FROM profile_values WHERE workspace_id = $1 AND template_id = $2;

@@ -130,3 +130,48 @@ async def test_a_new_template_is_computed_for_persons_who_already_have_events(
             break
         await asyncio.sleep(0.05)
     assert [v["vals"][0]["value"] for v in values] == [1, 1, 1]
+
+
+async def test_values_computed_with_a_template_just_replaced_do_not_overwrite_the_new_definitions(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    from journey_engine.db import connect
+    from profiles import store
+
+    await make_template(db, workspace)
+    await post(api_client, workspace, event("+12263762555", "Payment Queue", datetime.now(UTC), queue="q"))
+    person = await db.fetchval("SELECT person_id FROM aliases WHERE alias = '+12263762555'")
+    racing = await connect(database)
+    try:
+        async with racing.transaction():
+            old = await store.templates_for(racing, workspace.workspace_id, ["Payment Queue"])
+            stored = await catalog.find(db, workspace.workspace_id, "repeat")
+            assert stored is not None
+            changed = stored.spec.model_copy(update={"attributes": stored.spec.attributes * 2})
+            changed = TemplateSpec.model_validate(
+                {"name": "repeat", "attributes": [
+                    {**a.model_dump(mode="json"), "displayName": f"{a.displayName} {i}"}
+                    for i, a in enumerate(changed.attributes)]}
+            )  # fmt: skip
+            await catalog.replace(db, workspace.workspace_id, stored.template_id, changed, "t")
+            await store.refresh(racing, workspace.workspace_id, [person], datetime.now(UTC), templates=old)
+    finally:
+        await racing.close()
+    row = await stored_row(db, person)
+    assert row["template_version"] > old[0].version
+    for _ in range(100):  # the sweeper computes it with the new definition
+        row = await stored_row(db, person)
+        if len(row["vals"]) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [v["value"] for v in row["vals"]] == [1, 1]
+
+
+async def stored_row(db: asyncpg.Connection, person: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT v.* FROM profile_values v JOIN templates t USING (workspace_id, template_id) "
+        "WHERE t.name = 'repeat' AND v.person_id = $1",
+        person,
+    )
+    assert row is not None
+    return row

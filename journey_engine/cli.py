@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from journey_engine import history, logs, workspaces
+from journey_engine import history, logs, workers, workspaces
 from journey_engine.app import RUNNER_OPTIONS, create_app
 from journey_engine.context import BACKGROUND
-from journey_engine.db import connect, migrate
+from journey_engine.db import connect, create_pool, migrate
 from journey_engine.embedded import EmbeddedPostgres
 from journey_engine.errors import JourneyError
 from journey_engine.settings import Settings
@@ -82,19 +82,44 @@ async def serve(settings: Settings) -> None:
         await site.start()
         log.info("serving", extra={"fields": {"url": f"http://{resolved.host}:{resolved.port}"}})
         print(f"Journey Engine listening on http://{resolved.host}:{resolved.port}", file=sys.stderr)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         failed = False
         try:
-            failed = await _until_stopped(stop, app[BACKGROUND])
+            failed = await _until_stopped(_stop_on_signals(), app[BACKGROUND])
             log.info("shutting down: finishing in-flight requests")
         finally:
             await runner.cleanup()
         log.info("stopped")
         if failed:
             raise JourneyError("a background task failed; the engine stopped (see the log above)")
+
+
+async def work(settings: Settings) -> None:
+    """Webhook delivery and the decay sweep without the HTTP API (for extra worker processes)."""
+    async with database(settings) as resolved:
+        assert resolved.database_url is not None
+        conn = await connect(resolved.database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(resolved.database_url, min_size=1, max_size=resolved.pool_max_size)
+        try:
+            async with workers.running(pool, resolved) as tasks:
+                log.info("worker running: webhook delivery and the decay sweep")
+                failed = await _until_stopped(_stop_on_signals(), tasks)
+        finally:
+            await pool.close()
+        log.info("stopped")
+        if failed:
+            raise JourneyError("a background task failed; the worker stopped (see the log above)")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def _until_stopped(stop: asyncio.Event, background: list[asyncio.Task[None]]) -> bool:
@@ -186,6 +211,10 @@ async def cmd_history_token_revoke(settings: Settings, args: argparse.Namespace)
     print(f"history token {args.token_id} of workspace {workspace_id} revoked")
 
 
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    await work(settings)
+
+
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     overrides: dict[str, Any] = {}
     if args.host:
@@ -208,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default JOURNEY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default JOURNEY_PORT or 8080)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "worker", help="deliver webhooks and sweep aging profile values, without HTTP, until SIGINT/SIGTERM"
+    )
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="bring the database schema up to date, then exit")
     p.set_defaults(func=cmd_migrate)

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from journey_engine.sql import LATEST_VERSION
+from tests.helpers import WebhookReceiver
 
 TOKEN = re.compile(r"je_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
@@ -228,3 +229,47 @@ async def test_sigterm_lets_in_flight_ingest_finish_before_exit(serve: object, f
         assert await conn.fetchval("SELECT count(*) FROM events WHERE id = 'inflight'") == 1
     finally:
         await conn.close()
+
+
+async def test_worker_process_delivers_webhooks_from_the_outbox(
+    fresh_database: str, webhook_receiver: WebhookReceiver
+) -> None:
+    from datetime import UTC, datetime
+
+    from actions import catalog as actions_catalog
+    from actions.models import ActionSpec
+    from journey_engine import workspaces
+    from journey_engine.cloudevents import parse_event
+    from journey_engine.db import connect
+    from journey_engine.events import EventRow
+    from journey_engine.pipeline import IngestPipeline
+    from profiles import catalog
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "journey_engine", "worker",
+        env=_env(DATABASE_URL=fresh_database), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    conn = await connect(fresh_database)
+    try:
+        created = await workspaces.create_workspace(conn, "w")
+        default = await catalog.find(conn, created.workspace_id, "journey-default-template")
+        assert default is not None
+        spec = ActionSpec.model_validate(
+            {"name": "a", "rules": "task:new,origin,string,Count GTE 1",
+             "actionTriggers": [{"type": "Webhook", "webhookURL": f"{webhook_receiver.url}/hook"}]}
+        )  # fmt: skip
+        await actions_catalog.create(conn, created.workspace_id, default.template_id, default.spec, spec, "t")
+        event = parse_event(
+            {"id": "1", "specversion": "1.0", "type": "task:new", "source": "cc", "identity": "c-1",
+             "identitytype": "customerId", "data": {"origin": "+1555"}},
+            default_region="US",
+        )  # fmt: skip
+        async with conn.transaction():
+            await IngestPipeline("US")(conn, [EventRow(created.workspace_id, event, datetime.now(UTC))])
+        (got,) = await webhook_receiver.wait_for(1, within=15)
+        assert got.path == "/hook"
+    finally:
+        await conn.close()
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(worker.communicate(), 30)
+    assert worker.returncode == 0, err.decode()[-2000:]

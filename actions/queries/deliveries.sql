@@ -33,3 +33,39 @@ ON CONFLICT (workspace_id, action_id, trigger_index) DO UPDATE SET disabled_reas
 
 -- name: next_due_delivery --
 SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivering');
+
+-- name: list_deliveries --
+-- An action's deliveries, newest first; $4/$5: the (created_at, delivery_id) of the last one already shown.
+SELECT delivery_id, firing_id, person_id, trigger_index, method, url, status, attempts, next_attempt_at,
+       created_at, finished_at, last_error
+FROM deliveries
+WHERE workspace_id = $1 AND action_id = $2 AND ($3::text IS NULL OR status = $3)
+  AND ($4::timestamptz IS NULL OR (created_at, delivery_id) < ($4, $5::text))
+ORDER BY created_at DESC, delivery_id DESC
+LIMIT $6;
+
+-- name: delivery_attempts --
+SELECT delivery_id, attempt, started_at, status_code, latency_ms, error FROM delivery_attempts
+WHERE workspace_id = $1 AND delivery_id = ANY($2::text[])
+ORDER BY delivery_id, attempt;
+
+-- name: delivery_status --
+SELECT status FROM deliveries WHERE workspace_id = $1 AND action_id = $2 AND delivery_id = $3;
+
+-- name: redeliver --
+-- A finished delivery is due again at once, under the same delivery (webhook) id; its attempts go on counting.
+UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL
+WHERE workspace_id = $1 AND action_id = $2 AND delivery_id = $3 AND status IN ('dead', 'delivered')
+RETURNING delivery_id;
+
+-- name: redeliver_dead --
+WITH due AS (
+    UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL
+    WHERE workspace_id = $1 AND action_id = $2 AND status = 'dead'
+    RETURNING 1
+)
+SELECT count(*) FROM due;
+
+-- name: enable_trigger --
+UPDATE action_triggers SET disabled_reason = NULL
+WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = $3;

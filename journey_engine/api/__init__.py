@@ -1,6 +1,16 @@
 """HTTP routes: the native `/v1` API and the JDS-compatible paths."""
 
-from journey_engine.api import events, health, history, ingest, profiles, templates, workspaces
+from journey_engine.api import (
+    actions,
+    deliveries,
+    events,
+    health,
+    history,
+    ingest,
+    profiles,
+    templates,
+    workspaces,
+)
 
 ROUTE_TABLES = (
     health.routes,
@@ -10,6 +20,8 @@ ROUTE_TABLES = (
     templates.routes,
     profiles.routes,
     history.routes,
+    actions.routes,
+    deliveries.routes,
 )
 
 __all__ = ["ROUTE_TABLES"]

@@ -117,7 +117,13 @@ async def verbose_events(conn: asyncpg.Connection, workspace_id: str, view: View
     return {r["seq"]: json.dumps(cloudevent(r), separators=(",", ":")) for r in rows}
 
 
-def jds_view(view: View, workspace_id: str, search: str, events: Mapping[int, str]) -> dict[str, Any]:
+def jds_view(
+    view: View,
+    workspace_id: str,
+    search: str,
+    events: Mapping[int, str],
+    firings: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The JDS answer: ``{"meta": {...}, "data": [ProgressiveProfileViewModel]}``."""
     ids = {
         "organizationId": workspace_id,
@@ -140,7 +146,7 @@ def jds_view(view: View, workspace_id: str, search: str, events: Mapping[int, st
         **ids,
         "searchFilter": search,
         "attributes": attributes,
-        "systemMetdata": {"journeyActionTriggerHistories": []},
+        "systemMetdata": {"journeyActionTriggerHistories": firings},
         "timestamp": format_time(view.values.computed_at),
     }
     return {"meta": ids, "data": [data]}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from actions.firings import firing_history
 from journey_engine import views
 from journey_engine.context import POOL, SETTINGS
 from journey_engine.middleware import access, principal
 
 routes = web.RouteTableDef()
+# The newest firings a JDS view lists in systemMetdata.journeyActionTriggerHistories.
+FIRING_HISTORY = 100
 
 JDS_BASE = "/v1/api/progressive-profile-view/workspace-id/{workspace_id}"
 
@@ -32,7 +35,8 @@ async def _jds(request: web.Request, *, by_identity: bool, by_name: bool) -> web
             person = await views.person_by_id(conn, workspace_id, search)
         view = await views.compute_view(conn, workspace_id, person, template)
         events = await views.verbose_events(conn, workspace_id, view)
-    return web.json_response(views.jds_view(view, workspace_id, search, events))
+        firings = await firing_history(conn, workspace_id, person, template.template_id, FIRING_HISTORY)
+    return web.json_response(views.jds_view(view, workspace_id, search, events, firings))
 
 
 @routes.get(JDS_BASE + "/person-id/{person_id}/template-id/{template}")

@@ -219,3 +219,28 @@ async def test_webhooks_to_denied_networks_are_refused(
         await asyncio.sleep(0.05)
     assert delivery["status"] == "dead"
     assert "destination denied" in delivery["last_error"]
+
+
+async def test_the_jds_profile_view_lists_the_persons_firings(
+    make_client: Callable[..., Awaitable[Client]],
+    workspace: WorkspaceKey,
+    db: asyncpg.Connection,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    client = await make_client(**FAST)
+    action = await setup_action(db, workspace, webhook_receiver.url)
+    await post(client, workspace, closed_queue(), closed_queue())
+    response = await client.get(
+        f"/v1/api/progressive-profile-view/workspace-id/{workspace.workspace_id}"
+        "/identity/+12263762555/template-name/saving",
+        headers=workspace.headers,
+    )
+    assert response.status == 200
+    (view,) = (await response.json())["data"]
+    (history,) = view["systemMetdata"]["journeyActionTriggerHistories"]
+    assert history["actionId"] == action.action_id
+    assert history["doNotDisturbPeriod"] == "10"
+    fired_at = await db.fetchval("SELECT fired_at FROM firings")
+    assert datetime.fromisoformat(history["triggeredAt"].replace("Z", "+00:00")) == fired_at.replace(
+        microsecond=fired_at.microsecond // 1000 * 1000
+    )

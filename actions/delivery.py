@@ -157,7 +157,7 @@ class DeliveryWorker:
         elif config["paused"]:
             outcome = Outcome("paused", None, None, started)
         else:
-            outcome = await self._attempt(row, config, attempt, started)
+            outcome = await self._attempt(row, config, attempt - row["retry_base"], started)
         latency = (time.perf_counter() - clock) * 1000
         async with self._pool.acquire() as conn, conn.transaction():
             if outcome.status != "paused":

@@ -8,7 +8,8 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE d.workspace_id = due.workspace_id AND d.delivery_id = due.delivery_id
-RETURNING d.workspace_id, d.delivery_id, d.action_id, d.trigger_index, d.method, d.url, d.body, d.attempts;
+RETURNING d.workspace_id, d.delivery_id, d.action_id, d.trigger_index, d.method, d.url, d.body, d.attempts,
+          d.retry_base;
 
 -- name: delivery_config --
 -- What is read at send time, so rotated secrets and changed credentials apply to retries.
@@ -53,14 +54,15 @@ ORDER BY delivery_id, attempt;
 SELECT status FROM deliveries WHERE workspace_id = $1 AND action_id = $2 AND delivery_id = $3;
 
 -- name: redeliver --
--- A finished delivery is due again at once, under the same delivery (webhook) id; its attempts go on counting.
-UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL
+-- A finished delivery is due again at once, under the same delivery (webhook) id, with a fresh retry
+-- schedule; the attempt log goes on counting.
+UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL, retry_base = attempts
 WHERE workspace_id = $1 AND action_id = $2 AND delivery_id = $3 AND status IN ('dead', 'delivered')
 RETURNING delivery_id;
 
 -- name: redeliver_dead --
 WITH due AS (
-    UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL
+    UPDATE deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL, retry_base = attempts
     WHERE workspace_id = $1 AND action_id = $2 AND status = 'dead'
     RETURNING 1
 )

@@ -213,6 +213,7 @@ CREATE TABLE deliveries (
     created_at       timestamptz NOT NULL DEFAULT now(),
     finished_at      timestamptz,
     last_error       text,
+    retry_base       integer NOT NULL DEFAULT 0,
     PRIMARY KEY (workspace_id, delivery_id),
     FOREIGN KEY (workspace_id, person_id) REFERENCES persons (workspace_id, person_id) ON DELETE CASCADE
 );
@@ -247,4 +248,4 @@ CREATE TABLE history_tokens (
 
 CREATE UNIQUE INDEX history_tokens_token_id_key ON history_tokens (token_id);
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7);
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);

@@ -208,6 +208,20 @@ async def test_redeliver_dead_brings_back_every_dead_delivery_and_counts_them(
     assert body == {"redelivered": 0}
 
 
+async def test_a_redelivered_dead_delivery_gets_a_fresh_retry_schedule(
+    make_client: Callable[..., Awaitable[Client]], workspace: WorkspaceKey, webhook_receiver: WebhookReceiver
+) -> None:
+    client = await make_client(**FAST)
+    action_id = await setup_action(client, workspace, webhook_receiver.url)
+    webhook_receiver.answer_next(*[Answer(502)] * 4)
+    await post(client, workspace, closed_queue(), closed_queue())
+    await settled(client, workspace, action_id, "dead")
+    webhook_receiver.answer_next(Answer(502), Answer(503), Answer(500))
+    await call(client, workspace, "POST", native(workspace, action_id, "/deliveries/redeliver-dead"))
+    (delivered,) = await settled(client, workspace, action_id, "delivered")
+    assert [a["statusCode"] for a in delivered["attemptsLog"]] == [502] * 5 + [503, 500, 200]
+
+
 async def test_a_delivery_not_yet_finished_is_409_and_an_unknown_one_404(
     make_client: Callable[..., Awaitable[Client]], workspace: WorkspaceKey, webhook_receiver: WebhookReceiver
 ) -> None:

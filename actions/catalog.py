@@ -89,8 +89,13 @@ async def replace(
     spec: ActionSpec, by: str | None,
 ) -> ActionRecord | None:  # fmt: skip
     check(spec, template)
+    old = await get(conn, workspace_id, action_id)
     try:
         async with conn.transaction():
+            if old is not None:
+                await conn.execute(
+                    QUERIES["reset_trigger_states"], workspace_id, action_id, _moved(old.spec, spec)
+                )
             row = await conn.fetchrow(
                 QUERIES["update_action"], workspace_id, template_id, action_id, spec.name, spec.isActive,
                 spec.model_dump(mode="json"), by,
@@ -98,6 +103,12 @@ async def replace(
     except asyncpg.UniqueViolationError:
         raise ActionNameTaken(spec.name) from None
     return None if row is None else _record(row)
+
+
+def _moved(old: ActionSpec, new: ActionSpec) -> list[int]:
+    """Trigger indexes whose destination changed or that are gone."""
+    urls = [t.webhookURL for t in new.actionTriggers]
+    return [i for i, t in enumerate(old.actionTriggers) if i >= len(urls) or urls[i] != t.webhookURL]
 
 
 async def delete(conn: asyncpg.Connection, workspace_id: str, template_id: str, action_id: str) -> bool:

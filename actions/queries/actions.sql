@@ -83,3 +83,8 @@ WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = $3 AND status = '
 -- name: resume_paused --
 UPDATE deliveries SET status = 'pending', next_attempt_at = now()
 WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = $3 AND status = 'paused';
+
+-- name: reset_trigger_states --
+-- Pause and 410 state belongs to a trigger's destination: a PUT that changes the destination at an index
+-- (or removes the trigger) drops the state kept for that index.
+DELETE FROM action_triggers WHERE workspace_id = $1 AND action_id = $2 AND trigger_index = ANY($3::int[]);

@@ -244,3 +244,25 @@ async def test_the_jds_profile_view_lists_the_persons_firings(
     assert datetime.fromisoformat(history["triggeredAt"].replace("Z", "+00:00")) == fired_at.replace(
         microsecond=fired_at.microsecond // 1000 * 1000
     )
+
+
+async def test_replacing_an_action_keeps_trigger_state_only_where_the_destination_stayed(
+    workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    action = await setup_action(db, workspace, "http://127.0.0.1:9")
+    template = await catalog.find(db, workspace.workspace_id, "saving")
+    assert template is not None
+    await actions_catalog.set_paused(db, workspace.workspace_id, action.action_id, 0, True)
+    renamed = action.spec.model_copy(update={"name": "sms2"})
+    await actions_catalog.replace(
+        db, workspace.workspace_id, template.template_id, action.action_id, template.spec, renamed, "t"
+    )
+    assert await db.fetchval("SELECT paused FROM action_triggers") is True
+    moved = ActionSpec.model_validate(
+        {**renamed.model_dump(mode="json"),
+         "actionTriggers": [{"type": "Webhook", "webhookURL": "http://127.0.0.1:10/elsewhere"}]}
+    )  # fmt: skip
+    await actions_catalog.replace(
+        db, workspace.workspace_id, template.template_id, action.action_id, template.spec, moved, "t"
+    )
+    assert await db.fetchval("SELECT count(*) FROM action_triggers") == 0

@@ -21,10 +21,7 @@ in its base URL; like API keys, only the SHA-256 of the secret is stored and it 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,6 +32,7 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from journey_engine import tokens
 from journey_engine.cloudevents import ParsedEvent, format_time, parse_event
 from journey_engine.errors import BadRequest, Conflict, NotFound, Problem
 from journey_engine.identities import IdentityError, IdentityType, normalise
@@ -45,7 +43,7 @@ from journey_engine.sql import QUERIES
 DATASCHEMA = "urn:journey-engine:history:1"
 TYPE_PREFIX = "history."
 MAX_ENTRIES = 10_000  # the newest entries GET /history returns
-_TOKEN = re.compile(r"jh_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+TOKEN_PREFIX = "jh"
 _ENTRY_ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -68,14 +66,12 @@ class NewToken:
         return f"/rch/{self.token}"
 
 
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 async def create_token(conn: asyncpg.Connection, workspace_id: str, name: str = "") -> NewToken:
-    token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    row = await conn.fetchrow(QUERIES["insert_history_token"], workspace_id, token_id, _hash(secret), name)
-    return NewToken(workspace_id, token_id, name, f"jh_{token_id}_{secret}", row["created_at"])
+    made = tokens.mint(TOKEN_PREFIX)
+    row = await conn.fetchrow(
+        QUERIES["insert_history_token"], workspace_id, made.token_id, made.secret_sha256, name
+    )
+    return NewToken(workspace_id, made.token_id, name, made.token, row["created_at"])
 
 
 async def list_tokens(conn: asyncpg.Connection, workspace_id: str) -> list[dict[str, Any]]:
@@ -94,12 +90,12 @@ async def revoke_token(conn: asyncpg.Connection, token_id: str, workspace_id: st
 async def verify_token(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> tuple[str, str] | None:
     """(workspace id, token id) of a live token; None for anything else. Checked on every request, so
     a revocation takes effect at once in every engine process."""
-    match = _TOKEN.fullmatch(token)
-    if match is None:
+    parsed = tokens.parse(TOKEN_PREFIX, token)
+    if parsed is None:
         return None
-    token_id, secret = match.groups()
+    token_id, secret = parsed
     row = await conn.fetchrow(QUERIES["get_history_token"], token_id)
-    if row is None or not hmac.compare_digest(bytes(row["secret_sha256"]), _hash(secret)):
+    if row is None or not tokens.matches(row["secret_sha256"], secret):
         return None
     return row["workspace_id"], token_id
 

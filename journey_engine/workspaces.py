@@ -1,15 +1,11 @@
 """Workspaces and their API keys.
 
-A token reads `je_<key_id>_<secret>`: the key id finds the row, the secret is checked against its stored
-SHA-256 in constant time. Scopes: `events:write` (post events), `read` (events, persons, profiles),
-`admin` (templates, actions, persons, keys); `admin` includes the other two.
+A token reads `je_<key_id>_<secret>` (see tokens.py). Scopes: `events:write` (post events), `read`
+(events, persons, profiles), `admin` (templates, actions, persons, keys); `admin` includes the other two.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,13 +14,14 @@ from typing import Any
 
 import asyncpg
 
+from journey_engine import tokens
 from journey_engine.errors import BadRequest, Conflict, NotFound
 from journey_engine.sql import QUERIES
 from profiles import catalog
 from profiles.templates import default_template
 
 SCOPES = ("events:write", "read", "admin")
-_TOKEN = re.compile(r"je_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+TOKEN_PREFIX = "je"
 
 
 @dataclass(frozen=True)
@@ -65,10 +62,6 @@ class NewKey:
     token: str
 
 
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
@@ -106,10 +99,11 @@ async def create_key(
     conn: asyncpg.Connection, workspace_id: str, scopes: list[str] | tuple[str, ...], name: str = ""
 ) -> NewKey:
     scopes = check_scopes(scopes)
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    await conn.execute(QUERIES["insert_api_key"], workspace_id, key_id, _hash(secret), name, list(scopes))
-    return NewKey(workspace_id, key_id, scopes, f"je_{key_id}_{secret}")
+    made = tokens.mint(TOKEN_PREFIX)
+    await conn.execute(
+        QUERIES["insert_api_key"], workspace_id, made.token_id, made.secret_sha256, name, list(scopes)
+    )
+    return NewKey(workspace_id, made.token_id, scopes, made.token)
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: str, workspace_id: str | None = None) -> str:
@@ -137,18 +131,17 @@ class KeyVerifier:
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
     async def verify(self, pool: asyncpg.Pool, token: str) -> Principal | None:
-        match = _TOKEN.fullmatch(token)
-        if match is None:
+        parsed = tokens.parse(TOKEN_PREFIX, token)
+        if parsed is None:
             return None
-        key_id, secret = match.groups()
-        digest = _hash(secret)
-        cache_key = hashlib.sha256(token.encode()).digest()
+        key_id, secret = parsed
+        cache_key = tokens.digest(token)
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
         row = await pool.fetchrow(QUERIES["get_api_key"], key_id)
-        if row is None or not hmac.compare_digest(bytes(row["secret_sha256"]), digest):
+        if row is None or not tokens.matches(row["secret_sha256"], secret):
             self._cache.pop(cache_key, None)
             return None
         principal = Principal(row["workspace_id"], key_id, frozenset(row["scopes"]))

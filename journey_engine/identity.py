@@ -69,6 +69,7 @@ async def resolve_batch(
             [offers[(r["workspace_id"], r["alias"])][2] for r in claimed], None,
         )  # fmt: skip
     changed: set[tuple[str, str]] = set()
+    await _lock_for_links(conn, rows, stored)
     for row, result in zip(rows, stored, strict=True):
         candidates = row.event.previous_identity_candidates
         if result.duplicate or not candidates or row.event.previous_identity is None:
@@ -80,6 +81,20 @@ async def resolve_batch(
         )
         changed.update((row.workspace_id, person) for person in merged)
     return changed
+
+
+async def _lock_for_links(
+    conn: asyncpg.Connection, rows: Sequence[EventRow], stored: Sequence[Stored]
+) -> None:
+    """Before the first link, lock every alias of every person the batch's links may change, sorted:
+    links then take alias rows in one order (as the person API does), not in the order of the events."""
+    touched: dict[str, set[str]] = {}
+    for row, result in zip(rows, stored, strict=True):
+        candidates = row.event.previous_identity_candidates
+        if not result.duplicate and candidates and row.event.previous_identity is not None:
+            touched.setdefault(row.workspace_id, set()).update([row.event.identity_normalised, *candidates])
+    for workspace_id in sorted(touched):
+        await conn.fetch(QUERIES["lock_owners_aliases"], workspace_id, sorted(touched[workspace_id]))
 
 
 async def link(

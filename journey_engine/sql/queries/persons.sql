@@ -189,3 +189,33 @@ DELETE FROM aliases WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR 
 
 -- name: erase_persons --
 DELETE FROM persons WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR merged_into = ANY($2::text[]));
+
+-- name: lock_owners_aliases --
+-- Every alias of the persons owning any of $2, sorted and locked: what a change of those persons may move.
+SELECT alias FROM aliases
+WHERE workspace_id = $1
+  AND person_id IN (SELECT person_id FROM aliases WHERE workspace_id = $1 AND alias = ANY($2::text[]))
+ORDER BY alias FOR UPDATE;
+
+-- name: count_person_aliases --
+SELECT count(*) FROM aliases WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
+
+-- name: person_by_alias --
+-- persons_by_aliases for one asked alias ($2, else its other spelling $3): the hot path of a flow looking
+-- up its caller. Scalar parameters let PostgreSQL keep one generic plan instead of planning every call.
+WITH found AS (
+    (SELECT person_id FROM aliases WHERE workspace_id = $1 AND alias = $2)
+    UNION ALL
+    (SELECT person_id FROM aliases WHERE workspace_id = $1 AND alias = $3)
+    LIMIT 1
+)
+SELECT p.person_id, p.first_name, p.last_name, p.created_at, p.updated_at,
+       coalesce(a.aliases, '{}') AS aliases, coalesce(a.types, '{}') AS types, coalesce(a.since, '{}') AS since
+FROM found f
+JOIN persons p ON p.workspace_id = $1 AND p.person_id = f.person_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(x.alias ORDER BY x.created_at, x.alias) AS aliases,
+           array_agg(x.alias_type ORDER BY x.created_at, x.alias) AS types,
+           array_agg(x.created_at ORDER BY x.created_at, x.alias) AS since
+    FROM aliases x WHERE x.workspace_id = $1 AND x.person_id = p.person_id
+) a ON true;

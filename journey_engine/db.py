@@ -40,9 +40,22 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg still rolls back an open transaction and drops listeners
+    itself; its default reset query (RESET ALL, UNLISTEN *, CLOSE ALL, advisory unlock) would cost a round
+    trip per request for state the engine never leaves behind: it sets no session settings (isolation
+    levels are per transaction), takes only transaction-scoped advisory locks, and LISTENs and holds
+    cursors only on connections of its own, outside the pool."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        reset=_keep_session,
+        command_timeout=60,
     )
     return pool
 

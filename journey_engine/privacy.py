@@ -1,8 +1,8 @@
 """Privacy: everything held about a person, exported as JSON, or erased so that nothing is left of it.
 
 What is held about a person is listed once, in :data:`SECTIONS`. Each :class:`Section` exports one part of
-it and erases that part. A table that comes to hold personal data (profile values, action deliveries)
-appends one Section; the privacy test checks every table of the schema, so a forgotten one fails it.
+it and erases that part. A table that comes to hold personal data appends one Section; the privacy test
+checks every table of the schema, so a forgotten one fails it.
 Export runs the sections in order; erase runs them in reverse, so a section's table may refer to the
 tables of the sections before it (they are still there when it is erased).
 
@@ -101,11 +101,51 @@ async def _erase_history(conn: asyncpg.Connection, s: Subject) -> int:
 
 
 # Export order; erase runs from the last to the first.
+async def _export_profile_values(conn: asyncpg.Connection, s: Subject) -> Any:
+    rows = await conn.fetch(QUERIES["export_profile_values"], s.workspace_id, list(s.person_ids))
+    return [_json_row(r) for r in rows]
+
+
+async def _erase_profile_values(conn: asyncpg.Connection, s: Subject) -> int:
+    return await _count(conn, "erase_profile_values", s.workspace_id, list(s.person_ids))
+
+
+async def _export_firings(conn: asyncpg.Connection, s: Subject) -> Any:
+    rows = await conn.fetch(QUERIES["export_firings"], s.workspace_id, list(s.person_ids))
+    return [_json_row(r) for r in rows]
+
+
+async def _erase_firings(conn: asyncpg.Connection, s: Subject) -> int:
+    return await _count(conn, "erase_firings", s.workspace_id, list(s.person_ids))
+
+
+async def _export_deliveries(conn: asyncpg.Connection, s: Subject) -> Any:
+    rows = await conn.fetch(QUERIES["export_deliveries"], s.workspace_id, list(s.person_ids))
+    return [_json_row(r) for r in rows]
+
+
+async def _erase_deliveries(conn: asyncpg.Connection, s: Subject) -> int:
+    return await _count(conn, "erase_deliveries", s.workspace_id, list(s.person_ids))
+
+
+def _json_row(row: asyncpg.Record) -> dict[str, Any]:
+    """A row as JSON: camelCase names, times in RFC 3339."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        head, *rest = key.split("_")
+        name = head + "".join(part.title() for part in rest)
+        out[name] = format_time(value) if isinstance(value, datetime) else value
+    return out
+
+
 SECTIONS: list[Section] = [
     Section("person", _export_person, _erase_persons),
     Section("aliases", _export_aliases, _erase_aliases),
     Section("events", _export_events, _erase_events),
     Section("identityHistory", _export_history, _erase_history),
+    Section("profileValues", _export_profile_values, _erase_profile_values),
+    Section("firings", _export_firings, _erase_firings),
+    Section("deliveries", _export_deliveries, _erase_deliveries),
 ]
 
 

@@ -266,3 +266,32 @@ async def test_replacing_an_action_keeps_trigger_state_only_where_the_destinatio
         db, workspace.workspace_id, template.template_id, action.action_id, template.spec, moved, "t"
     )
     assert await db.fetchval("SELECT count(*) FROM action_triggers") == 0
+
+
+async def test_export_holds_the_persons_firings_and_deliveries_and_erase_removes_them(
+    make_client: Callable[..., Awaitable[Client]],
+    workspace: WorkspaceKey,
+    db: asyncpg.Connection,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    client = await make_client(**FAST)
+    action = await setup_action(db, workspace, webhook_receiver.url)
+    await post(client, workspace, closed_queue(), closed_queue())
+    (got,) = await webhook_receiver.wait_for(1)
+    path = f"/v1/workspaces/{workspace.workspace_id}/persons/+12263762555"
+    export = await (await client.get(f"{path}/export", headers=workspace.headers)).json()
+    (firing,) = export["firings"]
+    assert firing["actionId"] == action.action_id
+    (delivery,) = export["deliveries"]
+    assert delivery["deliveryId"] == got.headers["webhook-id"]
+    assert delivery["body"] == got.body.decode()
+    for _ in range(50):
+        if await db.fetchval("SELECT status FROM deliveries") == "delivered":
+            break
+        await asyncio.sleep(0.05)
+    export = await (await client.get(f"{path}/export", headers=workspace.headers)).json()
+    assert [a["statusCode"] for a in export["deliveries"][0]["attemptsLog"]] == [200]
+    erased = await (await client.delete(path, headers=workspace.headers)).json()
+    assert (erased["erased"]["firings"], erased["erased"]["deliveries"]) == (1, 1)
+    for table in ("firings", "deliveries", "delivery_attempts", "profile_values"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table

@@ -592,7 +592,11 @@ async def test_export_holds_the_person_aliases_events_and_identity_history(
     assert export["events"][1]["event"]["previousidentity"] == "12263762555"
     assert [h["kind"] for h in export["identityHistory"]] == ["created", "created", "merged"]
     assert {h["personId"] for h in export["identityHistory"]} == {person["id"], *person["mergedIds"]}
-    assert list(export) == ["workspaceId", "exportedAt", "person", "aliases", "events", "identityHistory"]
+    assert list(export) == [
+        "workspaceId", "exportedAt", "person", "aliases", "events", "identityHistory", "profileValues",
+        "firings", "deliveries",
+    ]  # fmt: skip
+    assert [v["template"] for v in export["profileValues"]] == ["journey-default-template"]
 
 
 async def _references(db: asyncpg.Connection, values: list[str]) -> dict[str, int]:
@@ -650,6 +654,9 @@ async def test_erase_leaves_nothing_about_the_person_in_any_table_and_keeps_othe
         "aliases": 3,
         "events": 3,
         "identityHistory": answer["erased"]["identityHistory"],
+        "profileValues": 1,
+        "firings": 0,
+        "deliveries": 0,
     }
     assert await _references(db, subject) == {}
     assert (await call(api_client, "GET", native(workspace, jane), workspace))[0] == 404

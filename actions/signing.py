@@ -79,9 +79,12 @@ def _digest(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> bytes
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``v1,<base64>`` signature of one request. ``msg_id`` may not contain a ``.`` (per the spec)."""
+    """The ``v1,<base64>`` signature of one request. ``msg_id`` may not contain a ``.`` (per the spec) and,
+    travelling in the ``webhook-id`` header, must be printable ASCII."""
     if "." in msg_id or not msg_id:
         raise ValueError("a webhook id must be non-empty and contain no '.'")
+    if not (msg_id.isascii() and msg_id.isprintable()):
+        raise ValueError("a webhook id must be printable ASCII (it is sent as a header)")
     signature = _digest(secret_key(secret), msg_id, timestamp, body)
     return f"{VERSION},{base64.b64encode(signature).decode('ascii')}"
 

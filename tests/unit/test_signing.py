@@ -53,7 +53,7 @@ def test_sign_accepts_the_secret_without_its_prefix() -> None:
 
 @given(
     st.binary(min_size=24, max_size=64),
-    st.text(st.characters(blacklist_characters="."), min_size=1),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="."), min_size=1),
     st.integers(min_value=0, max_value=2**40),
     st.binary(),
 )
@@ -63,6 +63,12 @@ def test_sign_is_hmac_sha256_of_id_timestamp_and_body(
     secret = "whsec_" + base64.b64encode(key).decode()
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     assert sign(secret, msg_id, timestamp, body) == "v1," + base64.b64encode(mac).decode()
+
+
+@pytest.mark.parametrize("msg_id", ["msg_\u00e9", "msg_\ud800", "msg\n1"])
+def test_sign_refuses_an_id_that_cannot_travel_in_a_header(msg_id: str) -> None:
+    with pytest.raises(ValueError, match="printable ASCII"):
+        sign(SPEC_SECRET, msg_id, NOW, BODY)
 
 
 @pytest.mark.parametrize("msg_id", ["", "msg.1"])

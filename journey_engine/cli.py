@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -75,22 +76,56 @@ async def serve(settings: Settings) -> None:
             await conn.close()
         if first is not None:
             _print_first_key(first)
+        if resolved.processes > 1:
+            resolved = resolved.model_copy(update={"reuse_port": True})
         app = create_app(resolved)
         runner = web.AppRunner(app, shutdown_timeout=resolved.shutdown_timeout, **RUNNER_OPTIONS)
         await runner.setup()
-        site = web.TCPSite(runner, resolved.host, resolved.port)
+        site = web.TCPSite(runner, resolved.host, resolved.port, reuse_port=resolved.reuse_port or None)
         await site.start()
+        children = await _start_children(resolved)
         log.info("serving", extra={"fields": {"url": f"http://{resolved.host}:{resolved.port}"}})
         print(f"Journey Engine listening on http://{resolved.host}:{resolved.port}", file=sys.stderr)
         failed = False
         try:
-            failed = await _until_stopped(_stop_on_signals(), app[BACKGROUND])
+            watched = [
+                *app[BACKGROUND],
+                *(asyncio.create_task(c.wait(), name="engine-process") for c in children),
+            ]
+            failed = await _until_stopped(_stop_on_signals(), watched)
             log.info("shutting down: finishing in-flight requests")
         finally:
+            for child in children:
+                if child.returncode is None:
+                    child.send_signal(signal.SIGTERM)
             await runner.cleanup()
+            await asyncio.gather(*(c.wait() for c in children))
         log.info("stopped")
         if failed:
-            raise JourneyError("a background task failed; the engine stopped (see the log above)")
+            raise JourneyError("a background task or engine process failed; the engine stopped (see the log)")
+
+
+async def _start_children(settings: Settings) -> list[asyncio.subprocess.Process]:
+    """The other engine processes of `--processes N`: the same engine on the same database and port
+    (SO_REUSEPORT: the kernel spreads connections), each with its own batcher and workers."""
+    if settings.processes == 1:
+        return []
+    assert settings.database_url is not None
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "JOURNEY_PROCESSES": "1",
+        "JOURNEY_REUSE_PORT": "true",
+        "JOURNEY_HOST": settings.host,
+        "JOURNEY_PORT": str(settings.port),
+    }
+    children = []
+    for _ in range(settings.processes - 1):
+        children.append(
+            await asyncio.create_subprocess_exec(sys.executable, "-m", "journey_engine", "serve", env=env)
+        )
+    log.info("started engine processes", extra={"fields": {"pids": [c.pid for c in children]}})
+    return children
 
 
 async def work(settings: Settings) -> None:
@@ -221,7 +256,9 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
-    await serve(settings.model_copy(update=overrides))
+    if args.processes is not None:
+        overrides["processes"] = args.processes
+    await serve(Settings.from_env(**overrides) if overrides else settings)  # validates the flags too
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="migrate the database and serve the HTTP API until SIGINT/SIGTERM")
     p.add_argument("--host", help="address to listen on (default JOURNEY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default JOURNEY_PORT or 8080)")
+    p.add_argument(
+        "--processes", type=int, help="engine processes sharing the port (default JOURNEY_PROCESSES or 1)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

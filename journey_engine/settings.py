@@ -33,6 +33,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=_default_data_dir, description="embedded PostgreSQL data folder")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    processes: int = Field(default=1, ge=1, le=64, description="engine processes sharing the port")
+    reuse_port: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     pool_min_size: int = Field(default=2, ge=1, le=100)
     pool_max_size: int = Field(default=10, ge=1, le=200)

@@ -273,3 +273,45 @@ async def test_worker_process_delivers_webhooks_from_the_outbox(
         worker.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(worker.communicate(), 30)
     assert worker.returncode == 0, err.decode()[-2000:]
+
+
+async def test_serve_with_two_processes_shares_the_port_and_stops_both(
+    serve: object, fresh_database: str
+) -> None:
+    served = await serve(DATABASE_URL=fresh_database, JOURNEY_PROCESSES="2")  # type: ignore[operator]
+    children: list[int] = []
+    for _ in range(100):
+        children = await asyncio.to_thread(_children_of, served.process.pid)
+        if children:
+            break
+        await asyncio.sleep(0.1)
+    assert len(children) == 1
+    async with aiohttp.ClientSession() as session:
+        for _ in range(20):  # new connections land on either process; all are served
+            async with session.get(f"{served.url}/readyz", headers={"Connection": "close"}) as response:
+                assert response.status == 200
+    code, _, err = await serve.stop(served)  # type: ignore[attr-defined]
+    assert code == 0, err[-2000:]
+    assert not await asyncio.to_thread(_alive, children)
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists() and "zombie" not in status.read_text().lower():
+            alive.append(pid)
+    return alive
+
+
+def test_processes_flag_is_validated() -> None:
+    result = run_cli("serve", "--processes", "0")
+    assert result.returncode == 1
+    assert "JOURNEY_PROCESSES" in result.stderr

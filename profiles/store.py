@@ -44,7 +44,19 @@ class Change:
 
 
 def parse_template(row: asyncpg.Record) -> StoredTemplate:
-    return StoredTemplate(row["template_id"], TemplateSpec.model_validate(row["spec"]), row["updated_at"])
+    """The stored template, validated once per version (every event and read of it needs it)."""
+    key = (row["template_id"], row["updated_at"])
+    spec = _PARSED.get(key)
+    if spec is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        spec = _PARSED[key] = TemplateSpec.model_validate(row["spec"])
+    return StoredTemplate(row["template_id"], spec, row["updated_at"])
+
+
+# Validated templates by (id, version): a version's definition never changes, so this is never stale.
+_PARSED: dict[tuple[str, datetime], TemplateSpec] = {}
+_PARSED_MAX = 4096
 
 
 async def templates_for(

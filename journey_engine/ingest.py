@@ -5,8 +5,8 @@ one transaction, and answers every request in it. It is adaptive: while fewer th
 are running a batch leaves at once (a lone request waits for nobody); when the database is busy, requests
 gather into the next batch (up to `max_batch` events). One write in flight is the default: measured here,
 two made smaller batches and cost 17% more database CPU per event for no more throughput. A request's
-events are never split across transactions. When more than `max_pending` events wait, `submit` refuses at once with `Overloaded` (503,
-Retry-After) instead of queueing without bound.
+events are never split across transactions. When more than `max_pending` events wait, `submit` refuses
+at once with `Overloaded` (503, Retry-After) instead of queueing without bound.
 
 If a batch fails on bad data (PostgreSQL refusing a value), each request in it is retried alone, so only
 the request at fault fails; a lost connection fails the batch's requests with 503.

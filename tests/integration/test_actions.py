@@ -43,6 +43,19 @@ async def post(client: Client, ws: WorkspaceKey, *events: dict[str, Any]) -> Non
     assert response.status == 202, await response.text()
 
 
+async def settled_delivery(db: asyncpg.Connection, status: str, within: float = 2.5) -> asyncpg.Record:
+    """The (only) delivery once it has `status`, or as it is when `within` seconds have passed."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        delivery = await db.fetchrow("SELECT * FROM deliveries")
+        if (
+            delivery is not None and delivery["status"] == status
+        ) or asyncio.get_running_loop().time() > deadline:
+            assert delivery is not None, "no delivery was recorded"
+            return delivery
+        await asyncio.sleep(0.05)
+
+
 async def setup_action(
     db: asyncpg.Connection, ws: WorkspaceKey, url: str, lookback_minutes: int = 60, **action: Any
 ) -> actions_catalog.ActionRecord:
@@ -138,11 +151,7 @@ async def test_failed_delivery_is_retried_under_the_same_webhook_id(
     await post(client, workspace, closed_queue(), closed_queue())
     received = await webhook_receiver.wait_for(3)
     assert len({r.headers["webhook-id"] for r in received}) == 1
-    for _ in range(50):
-        delivery = await db.fetchrow("SELECT * FROM deliveries")
-        if delivery["status"] == "delivered":
-            break
-        await asyncio.sleep(0.05)
+    delivery = await settled_delivery(db, "delivered")
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
     attempts = await db.fetch("SELECT status_code FROM delivery_attempts ORDER BY attempt")
     assert [a["status_code"] for a in attempts] == [500, 429, 200]
@@ -159,11 +168,7 @@ async def test_delivery_is_dead_lettered_after_the_last_attempt(
     webhook_receiver.answer_next(*[Answer(502)] * 4)
     await post(client, workspace, closed_queue(), closed_queue())
     await webhook_receiver.wait_for(4)
-    for _ in range(50):
-        delivery = await db.fetchrow("SELECT * FROM deliveries")
-        if delivery["status"] == "dead":
-            break
-        await asyncio.sleep(0.05)
+    delivery = await settled_delivery(db, "dead")
     assert (delivery["status"], delivery["attempts"]) == ("dead", 4)
     assert "gave up after 4 attempts" in delivery["last_error"]
 
@@ -212,11 +217,7 @@ async def test_webhooks_to_denied_networks_are_refused(
     client = await make_client(**FAST)
     await setup_action(db, workspace, url.rsplit("/", 1)[0])
     await post(client, workspace, closed_queue(), closed_queue())
-    for _ in range(50):
-        delivery = await db.fetchrow("SELECT * FROM deliveries")
-        if delivery is not None and delivery["status"] == "dead":
-            break
-        await asyncio.sleep(0.05)
+    delivery = await settled_delivery(db, "dead")
     assert delivery["status"] == "dead"
     assert "destination denied" in delivery["last_error"]
 
@@ -285,10 +286,7 @@ async def test_export_holds_the_persons_firings_and_deliveries_and_erase_removes
     (delivery,) = export["deliveries"]
     assert delivery["deliveryId"] == got.headers["webhook-id"]
     assert delivery["body"] == got.body.decode()
-    for _ in range(50):
-        if await db.fetchval("SELECT status FROM deliveries") == "delivered":
-            break
-        await asyncio.sleep(0.05)
+    await settled_delivery(db, "delivered")
     export = await (await client.get(f"{path}/export", headers=workspace.headers)).json()
     assert [a["statusCode"] for a in export["deliveries"][0]["attemptsLog"]] == [200]
     erased = await (await client.delete(path, headers=workspace.headers)).json()

@@ -17,7 +17,6 @@ an action, and masked for read-only keys. An empty list is 404, as on the other 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from pydantic import ValidationError
 from actions import catalog
 from actions.catalog import ActionInvalid, ActionNameTaken, ActionRecord
 from actions.models import ActionSpec
-from journey_engine.api.bodies import problems_of, read_json
+from journey_engine.api.bodies import problems_of, query_int, read_json
 from journey_engine.cloudevents import format_time
 from journey_engine.context import POOL
 from journey_engine.errors import BadRequest, Conflict, NotFound, Problem
@@ -47,7 +46,6 @@ BY_ID = TEMPLATE + "/action-id/{action_id}"
 MASKED = "********"
 MAX_PAGE_SIZE = 1000
 SORT_KEYS = ("createdAt", "updatedAt", "name", "id")
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def action_json(record: ActionRecord, workspace_id: str, *, credentials: bool) -> dict[str, Any]:
@@ -236,8 +234,8 @@ def _page(records: list[ActionRecord], query: MultiMapping[str]) -> list[ActionR
     direction = (query.get("sort") or "asc").lower()
     if direction not in ("asc", "desc"):
         raise bad("sort", f"must be 'asc' or 'desc', got {direction[:40]!r}")
-    page = _int(query, "page", 0, 0, 100_000)
-    size = _int(query, "pageSize", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = query_int(query, "page", default=0, low=0, high=100_000)
+    size = query_int(query, "pageSize", default=MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
     keys: dict[str, Callable[[ActionRecord], tuple[Any, str]]] = {
         "createdAt": lambda r: (r.created_at, r.action_id),
         "updatedAt": lambda r: (r.updated_at, r.action_id),
@@ -249,12 +247,3 @@ def _page(records: list[ActionRecord], query: MultiMapping[str]) -> list[ActionR
     if not chosen:
         raise NotFound("No journey actions found")
     return chosen
-
-
-def _int(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name) or None
-    if text is None:
-        return default
-    if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
-        raise bad(name, f"must be a whole number from {low} to {high}, got {text[:40]!r}")
-    return int(text)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
+from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 
 from journey_engine.errors import BadRequest, Problem
@@ -45,3 +47,17 @@ def parse_model(model: type[M], data: Any) -> M:
 
 async def read_model(request: web.Request, model: type[M]) -> M:
     return parse_model(model, await read_json(request))
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def query_int(query: MultiMapping[str], name: str, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from `low` to `high` (absent or empty: `default`); else a 400."""
+    text = query.get(name) or None
+    if text is None:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
+        reason = f"must be a whole number from {low} to {high}, got {text[:40]!r}"
+        raise BadRequest(f"{name}: {reason}", [Problem(name, reason)])
+    return int(text)

@@ -21,6 +21,7 @@ from aiohttp import web
 from actions import catalog, outbox
 from actions.catalog import ActionRecord
 from actions.outbox import Delivery, DeliveryBusy, DeliveryCursor, DeliveryNotFound, TriggerState
+from journey_engine.api.bodies import query_int
 from journey_engine.cloudevents import format_time
 from journey_engine.context import POOL
 from journey_engine.errors import Conflict, NotFound, Problem
@@ -88,10 +89,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     status = query.get("status") or None
     if status is not None and status not in outbox.STATUSES:
         raise bad("status", f"must be one of {', '.join(outbox.STATUSES)}, got {status[:40]!r}")
-    text = query.get("limit") or None
-    if text is not None and (not _WHOLE_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT):
-        raise bad("limit", f"must be a whole number from 1 to {MAX_LIMIT}, got {text[:40]!r}")
-    limit = int(text) if text else DEFAULT_LIMIT
+    limit = query_int(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     try:
         cursor = DeliveryCursor.decode(query["cursor"]) if query.get("cursor") else None
     except ValueError as exc:

@@ -13,7 +13,6 @@ the end) is 404: JDS flows read it as "no data".
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -21,6 +20,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from journey_engine import feed
+from journey_engine.api.bodies import query_int
 from journey_engine.context import POOL, SETTINGS
 from journey_engine.errors import NotFound
 from journey_engine.feed import Cursor, Filters, bad
@@ -33,22 +33,11 @@ DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
 MAX_OFFSET = 100_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def _given(query: MultiMapping[str], name: str) -> str | None:
     value = query.get(name)
     return value if value else None
-
-
-def _int(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
-    text = _given(query, name)
-    if text is None:
-        return default
-    number = int(text) if _WHOLE_NUMBER.fullmatch(text) else None
-    if number is None or not low <= number <= high:
-        raise bad(name, f"must be a whole number from {low} to {high}, got {text[:40]!r}")
-    return number
 
 
 def _descending(query: MultiMapping[str], name: str, default: str = "desc") -> bool:
@@ -74,8 +63,8 @@ async def jds_events(request: web.Request) -> web.Response:
     """JDS's historic events: ``{"meta": {..., "resultCount": n}, "data": [CloudEvents]}``; 404 when none."""
     query = request.query
     workspace_id = principal(request).workspace_id
-    page = _int(query, "page", 0, 0, MAX_OFFSET)
-    size = _int(query, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = query_int(query, "page", default=0, low=0, high=MAX_OFFSET)
+    size = query_int(query, "pageSize", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
     if page * size > MAX_OFFSET:
         raise bad("page", f"page * pageSize must be at most {MAX_OFFSET}; read deeper history by cursor")
     sort_by = _given(query, "sortBy") or "time"
@@ -99,7 +88,7 @@ async def jds_events(request: web.Request) -> web.Response:
 async def list_events(request: web.Request) -> web.Response:
     """Native feed: ``{"data": [{"seq", "receivedAt", "event"}], "next": cursor | null}``, newest first."""
     query = request.query
-    limit = _int(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    limit = query_int(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     descending = _descending(query, "order")
     cursor_text = _given(query, "cursor")
     cursor = Cursor.decode(cursor_text) if cursor_text else None

@@ -23,7 +23,7 @@ from multidict import MultiMapping
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from journey_engine import person_patch, persons
-from journey_engine.api.bodies import parse_model, read_json, read_model
+from journey_engine.api.bodies import parse_model, query_int, read_json, read_model
 from journey_engine.context import POOL, SETTINGS
 from journey_engine.errors import BadRequest, NotFound, Problem
 from journey_engine.feed import bad
@@ -128,22 +128,13 @@ def _given(query: MultiMapping[str], name: str) -> str | None:
     return value if value else None
 
 
-def _int(query: MultiMapping[str], name: str, default: int, high: int, low: int = 0) -> int:
-    text = _given(query, name)
-    if text is None:
-        return default
-    if not (text.isascii() and text.isdigit() and len(text) <= 9 and low <= int(text) <= high):
-        raise bad(name, f"must be a whole number from {low} to {high}, got {text[:40]!r}")
-    return int(text)
-
-
 def _paging(query: MultiMapping[str]) -> tuple[str | None, bool, int, int]:
     """(sortBy, descending, page, pageSize) from the query."""
     direction = (_given(query, "sort") or "asc").lower()
     if direction not in ("asc", "desc"):
         raise bad("sort", f"must be 'asc' or 'desc', got {direction[:40]!r}")
-    page = _int(query, "page", 0, MAX_OFFSET)
-    size = _int(query, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, 1)
+    page = query_int(query, "page", default=0, low=0, high=MAX_OFFSET)
+    size = query_int(query, "pageSize", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
     if page * size > MAX_OFFSET:
         raise bad("page", f"page * pageSize must be at most {MAX_OFFSET}")
     return _given(query, "sortBy"), direction == "desc", page, size

@@ -17,14 +17,12 @@ empty page is 404, as an empty event search is: JDS flows read 404 as "no data".
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiMapping
 from pydantic import ValidationError
 
-from journey_engine.api.bodies import read_json
+from journey_engine.api.bodies import query_int, read_json
 from journey_engine.cloudevents import format_time
 from journey_engine.context import POOL
 from journey_engine.errors import BadRequest, Conflict, NotFound, Problem
@@ -55,7 +53,6 @@ SORT_KEYS = {
     "updatedAt": "t.updated_at",
     "id": "t.template_id",
 }
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def template_json(record: TemplateRecord, workspace_id: str) -> dict[str, Any]:
@@ -157,8 +154,8 @@ async def delete_template(request: web.Request) -> web.Response:
 async def list_templates(request: web.Request) -> web.Response:
     query = request.query
     workspace_id = principal(request).workspace_id
-    page = _int(query, "page", 0, MAX_OFFSET)
-    size = _int(query, "pageSize", MAX_PAGE_SIZE, MAX_PAGE_SIZE, low=1)
+    page = query_int(query, "page", default=0, low=0, high=MAX_OFFSET)
+    size = query_int(query, "pageSize", default=MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
     if page * size > MAX_OFFSET:
         raise bad("page", f"page * pageSize must be at most {MAX_OFFSET}")
     params: list[object] = []
@@ -169,15 +166,6 @@ async def list_templates(request: web.Request) -> web.Response:
     if not records:
         raise NotFound("No templates found")
     return _envelope(workspace_id, [template_json(r, workspace_id) for r in records])
-
-
-def _int(query: MultiMapping[str], name: str, default: int, high: int, *, low: int = 0) -> int:
-    text = query.get(name) or None
-    if text is None:
-        return default
-    if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
-        raise bad(name, f"must be a whole number from {low} to {high}, got {text[:40]!r}")
-    return int(text)
 
 
 def _where(text: str | None, params: list[object]) -> str:

@@ -10,7 +10,7 @@ import asyncpg
 from actions.firing import QUERIES
 
 
-def _time(value: datetime) -> str:
+def jds_time(value: datetime) -> str:
     """RFC 3339 in UTC with a `Z` and milliseconds (`2022-10-18T04:21:34.124Z`), as JDS writes times."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
@@ -25,7 +25,7 @@ async def firing_history(
     return [
         {
             "actionId": r["action_id"],
-            "triggeredAt": _time(r["fired_at"]),
+            "triggeredAt": jds_time(r["fired_at"]),
             "doNotDisturbPeriod": str(r["cooldown_minutes"]),
         }
         for r in rows

@@ -16,8 +16,8 @@ each request's intended send time), each after a warm-up at the same rate:
 2. view: `GET /v1/api/progressive-profile-view/workspace-id/{W}/identity/user{i}@bench.example/
    template-name/bench-profile` with a `read` key, a random person per request;
 
-then, without HTTP, the handler's queries (`journey_engine.views` in the same read-only repeatable-read
-transaction, as `api/profiles.py` runs them) on one connection, one request at a time: the database's share.
+then, without HTTP, the handler's queries (`views.read_view` and the verbose events, as `api/profiles.py`
+runs them) on one connection, one request at a time: the database's share.
 
     .venv/bin/python benchmarks/profile_read.py [--persons 100000] [--events 1000000] [--rate 1000]
         [--duration 20] [--processes 1] [--py-spy DIR --py-spy-bin PATH]
@@ -43,7 +43,6 @@ import harness
 import openloop
 import spy
 
-from actions.firings import firing_history
 from journey_engine import views
 from journey_engine.db import connect
 from profiles import store
@@ -143,12 +142,11 @@ async def handler_only(dsn: str, workspace_id: str, persons: int, count: int) ->
         for _ in range(count):
             identity = bulk.email(rng.randrange(persons))
             started = time.perf_counter()
-            async with conn.transaction(**views.SNAPSHOT):
-                template = await views.find_template(conn, workspace_id, TEMPLATE, by_name=True)
-                person = await views.person_by_identity(conn, workspace_id, identity, "US")
-                view = await views.compute_view(conn, workspace_id, person, template)
-                events = await views.verbose_events(conn, workspace_id, view)
-                firings = await firing_history(conn, workspace_id, person, template.template_id, 100)
+            who = views.Who(identity=identity)
+            view, firings = await views.read_view(
+                conn, workspace_id, TEMPLATE, who, by_name=True, region="US", firings=100
+            )
+            events = await views.verbose_events(conn, workspace_id, view)
             json.dumps(views.jds_view(view, workspace_id, identity, events, firings))
             times.append(time.perf_counter() - started)
     finally:

@@ -1,7 +1,7 @@
 """Profile views: one person's values under one template, as JDS shows them and as the native API does.
 
 A view is read at the moment of the request: the stored values when they are still exact, else computed
-from the events (:func:`profiles.store.compute_now`), so a value whose event just left its window reads
+from the events (:func:`read_view`), so a value whose event just left its window reads
 right even before the sweeper has run, and an event acknowledged with 202 is already counted.
 
 Who: a person id (one merged away resolves to the person that holds its aliases now), or an untyped
@@ -22,15 +22,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 
+from actions.firings import jds_time
 from journey_engine.cloudevents import format_time
-from journey_engine.errors import NotFound
+from journey_engine.errors import BadRequest, NotFound
 from journey_engine.feed import bad, cloudevent
 from journey_engine.identities import IdentityError, previous_identity_candidates
-from journey_engine.identity import current_person, person_of
 from journey_engine.sql import QUERIES
 from profiles import catalog, store
 from profiles.aggregation import Result
@@ -39,8 +39,6 @@ from profiles.compute import AttributeValue, ProfileValues
 
 PERSON_ID_LENGTH = 24
 _HEX = frozenset("0123456789abcdef")
-SNAPSHOT: Final[dict[str, Any]] = {"isolation": "repeatable_read", "readonly": True}
-"""How a view reads: template, stored values and events from one snapshot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,42 +58,79 @@ async def find_template(
     return found
 
 
-async def person_by_id(conn: asyncpg.Connection, workspace_id: str, person_id: str) -> str:
-    """The person holding `person_id`'s aliases now (itself, or the survivor of a merge); else 404."""
-    current = await current_person(conn, workspace_id, person_id)
-    if current is None:
-        raise NotFound(f"person '{person_id[:64]}' not found")
-    return current
+@dataclass(frozen=True, slots=True)
+class Who:
+    """The person a view is of: a person id, an identity, or (native paths) either."""
+
+    person_id: str | None = None
+    identity: str | None = None
 
 
-async def person_by_identity(conn: asyncpg.Connection, workspace_id: str, identity: str, region: str) -> str:
-    """The person owning `identity` (untyped: every spelling it may be stored under is tried); else 404."""
+async def read_view(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    template_key: str,
+    who: Who,
+    *,
+    by_name: bool = False,
+    region: str = "US",
+    firings: int = 0,
+) -> tuple[View, list[dict[str, Any]]]:
+    """The view and the person's newest `firings` firings of the template's actions (JDS history).
+
+    One statement reads template, person, stored values and firings (one snapshot, one round trip); a
+    second reads the events only when the stored values are no longer exact. An unknown template is
+    404 before an unknown or malformed person.
+    """
+    person_key = who.person_id
+    if person_key is not None and who.identity is not None and not _looks_like_person_id(person_key):
+        person_key = None  # native paths: a key that cannot be a person id is only an identity
+    spellings: tuple[str, ...] = ()
+    identity_error: BadRequest | None = None
+    if who.identity is not None:
+        try:
+            spellings = _spellings(who.identity, region)
+        except BadRequest as exc:
+            identity_error = exc
+    row = await conn.fetchrow(
+        QUERIES["profile_view"], workspace_id, template_key, by_name, person_key,
+        spellings[0] if spellings else None, spellings[1] if len(spellings) > 1 else None, firings,
+    )  # fmt: skip
+    if row is None or row["template_id"] is None:
+        raise NotFound(f"template '{template_key[:128]}' not found")
+    if identity_error is not None:
+        raise identity_error
+    person_id: str | None = row["person_id"]
+    if person_id is None:
+        if who.identity is not None:
+            raise NotFound(f"no person has the identity '{who.identity[:256]}'")
+        raise NotFound(f"person '{(who.person_id or '')[:64]}' not found")
+    template = catalog.record(row)
+    now = datetime.now(UTC)
+    values = store.decode_stored(template.template, row)
+    if values is None or not store.exact_at(values, now):
+        values = await store.compute_from_events(conn, workspace_id, person_id, template.template, now)
+    history = [
+        {"actionId": action, "triggeredAt": jds_time(at), "doNotDisturbPeriod": str(cooldown)}
+        for action, at, cooldown in zip(
+            row["action_ids"] or (), row["fired_at"] or (), row["cooldowns"] or (), strict=True
+        )
+    ]
+    return View(person_id, template, values), history
+
+
+def _looks_like_person_id(key: str) -> bool:
+    return len(key) == PERSON_ID_LENGTH and set(key) <= _HEX
+
+
+def _spellings(identity: str, region: str) -> tuple[str, ...]:
+    """Every alias an untyped identity may be stored under, best first (at most two)."""
     if not identity.strip():
         raise bad("identity", "must not be empty")
     try:
-        spellings = previous_identity_candidates(identity, region) or (identity.strip(),)
+        return previous_identity_candidates(identity, region) or (identity.strip(),)
     except IdentityError as exc:
         raise bad("identity", exc.reason) from None
-    person = await person_of(conn, workspace_id, spellings)
-    if person is None:
-        raise NotFound(f"no person has the identity '{identity[:256]}'")
-    return person
-
-
-async def person_by_id_or_identity(conn: asyncpg.Connection, workspace_id: str, key: str, region: str) -> str:
-    """A person id when `key` is one of a known person, else the person owning `key` as an identity."""
-    if len(key) == PERSON_ID_LENGTH and set(key) <= _HEX:
-        current = await current_person(conn, workspace_id, key)
-        if current is not None:
-            return current
-    return await person_by_identity(conn, workspace_id, key, region)
-
-
-async def compute_view(
-    conn: asyncpg.Connection, workspace_id: str, person_id: str, template: TemplateRecord
-) -> View:
-    values = await store.compute_now(conn, workspace_id, person_id, template.template, datetime.now(UTC))
-    return View(person_id, template, values)
 
 
 async def verbose_events(conn: asyncpg.Connection, workspace_id: str, view: View) -> dict[int, str]:
@@ -132,11 +167,12 @@ def jds_view(
         "templateId": view.template.template_id,
     }
     attributes = []
-    for spec, value in zip(view.template.spec.attributes, view.values.attributes, strict=True):
+    specs, queries = view.template.spec.attributes, _query_templates(view.template)
+    for spec, query, value in zip(specs, queries, view.values.attributes, strict=True):
         journey = [events[seq] for seq in value.seqs if seq in events] if spec.verbose else []
         attributes.append(
             {
-                "queryTemplate": spec.model_dump(mode="json"),
+                "queryTemplate": query,
                 "result": value.jds_result,
                 "error": value.error,
                 "journeyEvents": journey,
@@ -150,6 +186,22 @@ def jds_view(
         "timestamp": format_time(view.values.computed_at),
     }
     return {"meta": ids, "data": [data]}
+
+
+def _query_templates(template: TemplateRecord) -> list[dict[str, Any]]:
+    """The attributes' specs in JDS shape, dumped once per template version (every JDS view shows them).
+    Callers must not change them: each answer's JSON is written from the shared dicts."""
+    key = (template.template_id, template.template.version)
+    dumped = _DUMPED.get(key)
+    if dumped is None:
+        if len(_DUMPED) >= _DUMPED_MAX:
+            _DUMPED.clear()
+        dumped = _DUMPED[key] = [a.model_dump(mode="json") for a in template.spec.attributes]
+    return dumped
+
+
+_DUMPED: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+_DUMPED_MAX = 4096
 
 
 def native_view(view: View) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def new_template_id() -> str:
     return (int(time.time()).to_bytes(4, "big") + os.urandom(8)).hex()
 
 
-def _record(row: asyncpg.Record) -> TemplateRecord:
+def record(row: asyncpg.Record) -> TemplateRecord:
     return TemplateRecord(
         parse_template(row), row["created_at"], row["created_by"], row["updated_at"], row["updated_by"]
     )
@@ -68,7 +68,7 @@ async def create(
     except asyncpg.UniqueViolationError:
         raise TemplateNameTaken(spec.name) from None
     await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types, row["updated_at"])
-    return _record(row)
+    return record(row)
 
 
 async def replace(
@@ -87,7 +87,7 @@ async def replace(
         return None
     await conn.execute(QUERIES["clear_template_values"], workspace_id, template_id)
     await conn.execute(QUERIES["mark_template_due"], workspace_id, template_id, types, row["updated_at"])
-    return _record(row)
+    return record(row)
 
 
 async def delete(conn: asyncpg.Connection, workspace_id: str, template_id: str) -> bool:
@@ -96,12 +96,12 @@ async def delete(conn: asyncpg.Connection, workspace_id: str, template_id: str) 
 
 async def find(conn: asyncpg.Connection, workspace_id: str, id_or_name: str) -> TemplateRecord | None:
     row = await conn.fetchrow(QUERIES["find_template"], workspace_id, id_or_name)
-    return None if row is None else _record(row)
+    return None if row is None else record(row)
 
 
 async def find_by_name(conn: asyncpg.Connection, workspace_id: str, name: str) -> TemplateRecord | None:
     row = await conn.fetchrow(QUERIES["find_template_by_name"], workspace_id, name)
-    return None if row is None else _record(row)
+    return None if row is None else record(row)
 
 
 async def list_page(
@@ -116,4 +116,4 @@ async def list_page(
     """A page of templates; `where` (starting with " AND ") and `order` are trusted SQL built by the caller
     from fixed column names and the RSQL compiler, whose values are in `params` ($2 on)."""
     sql = QUERIES["list_templates"].format(where=where, order=order, limit=int(limit), offset=int(offset))
-    return [_record(r) for r in await conn.fetch(sql, workspace_id, *params)]
+    return [record(r) for r in await conn.fetch(sql, workspace_id, *params)]

@@ -115,10 +115,31 @@ async def compute_now(
     """The values at `now`, from the stored row when it is still exact, else computed (not stored)."""
     stored = await _stored(conn, workspace_id, [person_id], [template])
     values = stored.get((template.template_id, person_id))
-    if values is not None and (values.next_change_at is None or values.next_change_at > now):
+    if values is not None and exact_at(values, now):
         return values
+    return await compute_from_events(conn, workspace_id, person_id, template, now)
+
+
+def exact_at(values: ProfileValues, now: datetime) -> bool:
+    """Whether stored values still hold at `now` (no event has left or entered a window since)."""
+    return values.next_change_at is None or values.next_change_at > now
+
+
+async def compute_from_events(
+    conn: asyncpg.Connection, workspace_id: str, person_id: str, template: StoredTemplate, now: datetime
+) -> ProfileValues:
+    """The values at `now` computed from the person's events (not stored)."""
     events = await _events(conn, workspace_id, [person_id], [template], now)
     return compute(template.spec, events.get(person_id, ()), now)
+
+
+def decode_stored(template: StoredTemplate, row: asyncpg.Record) -> ProfileValues | None:
+    """A stored row's values (`vals`, `computed_at`, `next_change_at`, `template_version`), or None when
+    it is marked for computation or was computed under another definition of the template."""
+    vals: list[dict[str, Any]] | None = row["vals"]
+    if not vals or row["template_version"] != template.version:
+        return None
+    return from_json(template.spec, vals, row["computed_at"], row["next_change_at"])
 
 
 async def sweep_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[Change]:
@@ -165,11 +186,8 @@ async def _stored(
     by_id = {t.template_id: t for t in templates}
     rows = await conn.fetch(QUERIES["stored_values"], workspace_id, list(person_ids), list(by_id))
     out: dict[tuple[str, str], ProfileValues] = {}
-    specs = {t.template_id: t.spec for t in templates}
     for r in rows:
-        vals: list[dict[str, Any]] = r["vals"]
-        if r["template_version"] != by_id[r["template_id"]].version or not vals:
-            continue  # marked for computation, or computed with another definition of the template
-        key = (r["template_id"], r["person_id"])
-        out[key] = from_json(specs[r["template_id"]], vals, r["computed_at"], r["next_change_at"])
+        values = decode_stored(by_id[r["template_id"]], r)
+        if values is not None:
+            out[(r["template_id"], r["person_id"])] = values
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from actions.firings import firing_history
 from journey_engine import views
 from journey_engine.context import POOL, SETTINGS
 from journey_engine.middleware import access, principal
@@ -26,16 +25,13 @@ async def _jds(request: web.Request, *, by_identity: bool, by_name: bool) -> web
     workspace_id = principal(request).workspace_id
     info = request.match_info
     search = info["identity"] if by_identity else info["person_id"]
-    async with request.app[POOL].acquire() as conn, conn.transaction(**views.SNAPSHOT):
-        template = await views.find_template(conn, workspace_id, info["template"], by_name=by_name)
-        if by_identity:
-            region = request.app[SETTINGS].phone_region
-            person = await views.person_by_identity(conn, workspace_id, search, region)
-        else:
-            person = await views.person_by_id(conn, workspace_id, search)
-        view = await views.compute_view(conn, workspace_id, person, template)
+    who = views.Who(identity=search) if by_identity else views.Who(person_id=search)
+    region = request.app[SETTINGS].phone_region
+    async with request.app[POOL].acquire() as conn:
+        view, firings = await views.read_view(
+            conn, workspace_id, info["template"], who, by_name=by_name, region=region, firings=FIRING_HISTORY
+        )
         events = await views.verbose_events(conn, workspace_id, view)
-        firings = await firing_history(conn, workspace_id, person, template.template_id, FIRING_HISTORY)
     return web.json_response(views.jds_view(view, workspace_id, search, events, firings))
 
 
@@ -68,10 +64,10 @@ async def jds_view_by_identity_and_name(request: web.Request) -> web.Response:
 async def native_view(request: web.Request) -> web.Response:
     workspace_id = principal(request).workspace_id
     region = request.app[SETTINGS].phone_region
-    async with request.app[POOL].acquire() as conn, conn.transaction(**views.SNAPSHOT):
-        template = await views.find_template(conn, workspace_id, request.match_info["template"])
-        person = await views.person_by_id_or_identity(
-            conn, workspace_id, request.match_info["person"], region
-        )
-        view = await views.compute_view(conn, workspace_id, person, template)
+    key = request.match_info["person"]
+    async with request.app[POOL].acquire() as conn:
+        view, _ = await views.read_view(
+            conn, workspace_id, request.match_info["template"], views.Who(person_id=key, identity=key),
+            region=region,
+        )  # fmt: skip
     return web.json_response(views.native_view(view))

@@ -341,6 +341,42 @@ async def test_an_unknown_person_or_template_is_404(api_client: Client, workspac
         assert (status, body["status"]) == (404, 404)
 
 
+async def test_an_unknown_template_is_404_before_a_malformed_identity_is_400(
+    api_client: Client, workspace: WorkspaceKey
+) -> None:
+    too_long = "x" * 2000
+    response = await api_client.get(
+        jds_path(workspace, too_long, "no-such-template"), headers=workspace.headers
+    )
+    assert (response.status, (await response.json())["message"]) == (
+        404,
+        "template 'no-such-template' not found",
+    )
+    response = await api_client.get(
+        jds_path(workspace, too_long, "journey-default-template"), headers=workspace.headers
+    )
+    body = await response.json()
+    assert response.status == 400 and body["message"].startswith("identity: must be at most"), body
+
+
+async def test_a_person_id_and_a_person_known_only_by_another_spelling_both_resolve(
+    api_client: Client, workspace: WorkspaceKey
+) -> None:
+    """The view tries the identity's normalised form (here an email's, case-folded) and then the form
+    it was sent in (here a temporaryId that looks like an email)."""
+    await post(api_client, workspace, event(identity="Visitor.7@Example.com"))
+    status, body = await native(api_client, workspace, "Visitor.7@Example.com", "journey-default-template")
+    assert status == 200, body
+    person_id = body["personId"]
+    status, by_id = await native(api_client, workspace, person_id, "journey-default-template")
+    assert (status, by_id["personId"]) == (200, person_id)
+    response = await api_client.get(
+        jds_path(workspace, person_id, "journey-default-template", by="person-id"), headers=workspace.headers
+    )
+    assert response.status == 200
+    assert (await response.json())["data"][0]["personId"] == person_id
+
+
 async def test_views_need_the_read_scope_and_stay_in_their_workspace(
     api_client: Client,
     workspace: WorkspaceKey,

@@ -120,9 +120,9 @@ def _e164_of(stripped: str, space_first: bool, region: str) -> str | None:
     """E.164 of a phone number, or None. Parsing costs ~40 µs and callers repeat numbers: cached."""
     if not _PHONE_CHARS.fullmatch(stripped):
         return None
-    candidates = [stripped]
-    if space_first and stripped[0].isdigit():
-        candidates.insert(0, "+" + stripped)  # a URL's unencoded "+" that arrived as a space
+    if not (space_first and stripped[0].isdigit()):
+        return _e164_of_one(stripped, region)
+    candidates = ["+" + stripped, stripped]  # a URL's unencoded "+" that arrived as a space, first
     possible: list[phonenumbers.PhoneNumber] = []
     for text in candidates:
         try:
@@ -135,6 +135,18 @@ def _e164_of(stripped: str, space_first: bool, region: str) -> str | None:
             possible.append(number)
     if possible:
         return _e164(possible[0])
+    return None
+
+
+def _e164_of_one(text: str, region: str) -> str | None:
+    """E.164 of one spelling: the number when it is valid or at least possible for its region. With one
+    spelling "valid, else possible" is "possible or valid", and the cheap length check goes first."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_possible_number(number) or phonenumbers.is_valid_number(number):
+        return _e164(number)
     return None
 
 

@@ -36,16 +36,18 @@ class IngestPipeline:
             if not result.duplicate:
                 new_events[row.workspace_id].append((row, result))
         for workspace_id, fresh in new_events.items():
+            types = {row.event.type for row, _ in fresh}
+            templates = await store.templates_for(conn, workspace_id, types)
+            if not templates:
+                continue  # no template counts these events: no value or action can change
             owners = await identity.persons_of(
                 conn, workspace_id, sorted({r.event.identity_normalised for r, _ in fresh})
             )
-            types: set[str] = set()
             newest: dict[str, int] = {}
             for row, result in fresh:
                 person = owners[row.event.identity_normalised]
-                types.add(row.event.type)
                 newest[person] = max(newest.get(person, 0), result.seq)
-            changes = await store.refresh(conn, workspace_id, list(newest), now, event_types=types)
+            changes = await store.refresh(conn, workspace_id, list(newest), now, templates=templates)
             await firing.fire(conn, changes, "event", now, cause_events=newest)
         by_workspace: dict[str, set[str]] = defaultdict(set)
         for workspace_id, person in merged:

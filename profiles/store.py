@@ -80,12 +80,14 @@ async def refresh(
     (or `templates`, or all). Persons merged away lose their rows. Returns what was computed."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
+    if not templates:
+        return []  # no template: no values, not even of persons merged away
     locked = await conn.fetch(QUERIES["lock_profile_persons"], workspace_id, sorted(person_ids))
     retired = [r["person_id"] for r in locked if r["merged_into"] is not None]
     if retired:
         await conn.execute(QUERIES["delete_person_values"], workspace_id, retired)
     live = [r["person_id"] for r in locked if r["merged_into"] is None]
-    if not templates or not live:
+    if not live:
         return []
     events = await _events(conn, workspace_id, live, templates, now)
     before = await _stored(conn, workspace_id, live, templates)

@@ -41,34 +41,38 @@ class Actor:
     event_seq: int | None = None
 
 
-async def resolve_batch(
-    conn: asyncpg.Connection, rows: Sequence[EventRow], stored: Sequence[Stored], *, default_region: str
-) -> set[tuple[str, str]]:
-    """Give every event's alias a person and apply `previousidentity` links, in event order.
+@dataclass(frozen=True)
+class Resolution:
+    """What identity resolution did to a batch: the persons a merge changed, and who owns its aliases."""
 
-    Returns the (workspace, person) pairs whose set of aliases changed by a merge: their profiles must be
-    recomputed from their events.
-    """
+    merged: set[tuple[str, str]]
+    """(workspace, person) pairs whose set of aliases changed by a merge: recompute from their events."""
+    owners: dict[tuple[str, str], str]
+    """{(workspace, alias): person} for every event alias of the batch (when asked for)."""
+
+
+async def resolve_batch(
+    conn: asyncpg.Connection,
+    rows: Sequence[EventRow],
+    stored: Sequence[Stored],
+    *,
+    default_region: str,
+    owners: bool = False,
+) -> Resolution:
+    """Give every event's alias a person and apply `previousidentity` links, in event order. With
+    `owners`, also say which person owns each event alias afterwards."""
     offers: dict[tuple[str, str], tuple[str, str, int]] = {}
     for row, result in zip(rows, stored, strict=True):
         key = (row.workspace_id, row.event.identity_normalised)
         if key not in offers:
             offers[key] = (str(row.event.identity_type), new_person_id(), result.seq)
     keys = sorted(offers)
-    types, persons = [offers[k][0] for k in keys], [offers[k][1] for k in keys]
-    claimed = await conn.fetch(
-        QUERIES["claim_aliases"], [w for w, _ in keys], [a for _, a in keys], types, persons
-    )
-    if claimed:
-        workspaces = [r["workspace_id"] for r in claimed]
-        created = [r["person_id"] for r in claimed]
-        nothing = [None] * len(claimed)
-        await conn.execute(QUERIES["insert_persons"], workspaces, created, nothing, nothing)
-        await conn.execute(
-            QUERIES["log_created_persons"], workspaces, created, [r["alias"] for r in claimed],
-            [offers[(r["workspace_id"], r["alias"])][2] for r in claimed], None,
-        )  # fmt: skip
-    changed: set[tuple[str, str]] = set()
+    found = await conn.fetch(
+        QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
+        [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
+    )  # fmt: skip
+    owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found}
+    merged: set[tuple[str, str]] = set()
     await _lock_for_links(conn, rows, stored)
     for row, result in zip(rows, stored, strict=True):
         candidates = row.event.previous_identity_candidates
@@ -76,11 +80,18 @@ async def resolve_batch(
             continue
         alias_type = str(guess_type(row.event.previous_identity, default_region))
         actor = Actor(event_seq=result.seq)
-        merged = await link(
+        changed = await link(
             conn, row.workspace_id, row.event.identity_normalised, candidates, alias_type, actor
         )
-        changed.update((row.workspace_id, person) for person in merged)
-    return changed
+        merged.update((row.workspace_id, person) for person in changed)
+    if owners:
+        # Merges move aliases; a concurrent batch may have claimed one of ours: look those up again.
+        stale = [k for k in keys if k not in owned or (k[0], owned[k]) in merged]
+        for workspace_id in sorted({w for w, _ in stale}):
+            aliases = [a for w, a in stale if w == workspace_id]
+            for alias, person in (await persons_of(conn, workspace_id, aliases)).items():
+                owned[(workspace_id, alias)] = person
+    return Resolution(merged, owned)
 
 
 async def _lock_for_links(

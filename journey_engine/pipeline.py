@@ -1,7 +1,10 @@
 """The write path of one ingest batch, in one transaction (DESIGN.md, "What flows through it").
 
+0. templates: those the batch's event types feed (none: steps 3 and 4 are skipped, and step 2 does not
+   report who owns the aliases);
 1. events: insert, deduplicated by content;
-2. identity: every new alias gets a person, `previousidentity` links and merges;
+2. identity: every new alias gets a person (alias, person and its "created" change in one statement),
+   `previousidentity` links and merges;
 3. profiles: the values of the touched persons under the templates the batch's event types feed, and
    under every template for persons a merge changed, recomputed from their events;
 4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written.
@@ -28,32 +31,35 @@ class IngestPipeline:
         self._region = default_region
 
     async def __call__(self, conn: asyncpg.Connection, rows: Sequence[EventRow]) -> list[Stored]:
+        templates: dict[str, list[store.StoredTemplate]] = {}
+        for workspace_id in sorted({row.workspace_id for row in rows}):
+            sent = {row.event.type for row in rows if row.workspace_id == workspace_id}
+            templates[workspace_id] = await store.templates_for(conn, workspace_id, sent)
         stored = await insert_events(conn, rows)
-        merged = await identity.resolve_batch(conn, rows, stored, default_region=self._region)
+        resolution = await identity.resolve_batch(
+            conn, rows, stored, default_region=self._region, owners=any(templates.values())
+        )
         now = datetime.now(UTC)
-        new_events: dict[str, list[tuple[EventRow, Stored]]] = defaultdict(list)
+        newest: dict[str, dict[str, int]] = defaultdict(dict)  # the newest new event of each person
+        types: dict[str, set[str]] = defaultdict(set)
         for row, result in zip(rows, stored, strict=True):
-            if not result.duplicate:
-                new_events[row.workspace_id].append((row, result))
-        for workspace_id, fresh in new_events.items():
-            types = {row.event.type for row, _ in fresh}
-            templates = await store.templates_for(conn, workspace_id, types)
-            if not templates:
-                continue  # no template counts these events: no value or action can change
-            owners = await identity.persons_of(
-                conn, workspace_id, sorted({r.event.identity_normalised for r, _ in fresh})
-            )
-            newest: dict[str, int] = {}
-            for row, result in fresh:
-                person = owners[row.event.identity_normalised]
-                newest[person] = max(newest.get(person, 0), result.seq)
-            changes = await store.refresh(conn, workspace_id, list(newest), now, templates=templates)
-            await firing.fire(conn, changes, "event", now, cause_events=newest)
+            workspace_id = row.workspace_id
+            if result.duplicate or not templates[workspace_id]:
+                continue
+            person = resolution.owners[(workspace_id, row.event.identity_normalised)]
+            persons = newest[workspace_id]
+            persons[person] = max(persons.get(person, 0), result.seq)
+            types[workspace_id].add(row.event.type)
+        for workspace_id, persons in newest.items():
+            fed = [t for t in templates[workspace_id] if t.event_types & types[workspace_id]]
+            if fed:
+                changes = await store.refresh(conn, workspace_id, list(persons), now, templates=fed)
+                await firing.fire(conn, changes, "event", now, cause_events=persons)
         by_workspace: dict[str, set[str]] = defaultdict(set)
-        for workspace_id, person in merged:
+        for workspace_id, person in resolution.merged:
             by_workspace[workspace_id].add(person)
-        for workspace_id, persons in by_workspace.items():
-            await on_persons_changed(conn, workspace_id, persons)
+        for workspace_id, merged in by_workspace.items():
+            await on_persons_changed(conn, workspace_id, merged)
         return stored
 
 

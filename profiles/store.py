@@ -31,6 +31,11 @@ class StoredTemplate:
     version: datetime
     """When the definition last changed; values computed with an older one are stale."""
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types its attributes count."""
+        return frozenset(a.event for a in self.spec.attributes)
+
 
 @dataclass(frozen=True, slots=True)
 class Change:

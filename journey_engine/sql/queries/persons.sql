@@ -11,9 +11,31 @@ RETURNING workspace_id, alias, person_id;
 INSERT INTO persons (workspace_id, person_id, first_name, last_name)
 SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u (w, p, f, l);
 
--- name: log_created_persons --
-INSERT INTO identity_changes (workspace_id, person_id, kind, aliases, by_key, by_event)
-SELECT w, p, 'created', ARRAY[a], $5, e FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u (w, p, a, e);
+-- name: claim_event_aliases --
+-- An ingest batch's aliases in one statement: each new one is claimed (in sorted order, as in
+-- claim_aliases) for the person id offered with it, that person is created and its creation logged with
+-- the event $5 that brought the alias. Returns the claimed aliases (created) and, when $6, the owners of
+-- the others as stored when the statement began: an alias another transaction claimed meanwhile is in
+-- neither, and the caller looks it up.
+WITH offered AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u (w, a, t, p, e)
+), claimed AS (
+    INSERT INTO aliases (workspace_id, alias, alias_type, person_id)
+    SELECT w, a, t, p FROM offered ORDER BY w, a
+    ON CONFLICT (workspace_id, alias) DO NOTHING
+    RETURNING workspace_id, alias, person_id
+), created AS (
+    INSERT INTO persons (workspace_id, person_id) SELECT workspace_id, person_id FROM claimed
+), logged AS (
+    INSERT INTO identity_changes (workspace_id, person_id, kind, aliases, by_event)
+    SELECT c.workspace_id, c.person_id, 'created', ARRAY[c.alias], o.e
+    FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
+)
+SELECT workspace_id, alias, person_id, true AS created FROM claimed
+UNION ALL
+SELECT a.workspace_id, a.alias, a.person_id, false FROM offered o
+JOIN aliases a ON a.workspace_id = o.w AND a.alias = o.a
+WHERE $6::boolean;
 
 -- name: log_identity_change --
 INSERT INTO identity_changes (workspace_id, person_id, other_person_id, kind, aliases, by_key, by_event)

@@ -55,24 +55,61 @@ def _same(before: ProfileValues | None, after: ProfileValues) -> bool:
     return [a.result for a in before.attributes] == [a.result for a in after.attributes]
 
 
+Actions = Mapping[str, Sequence["_Action"]]
+"""A workspace's active actions by template id."""
+
+
+async def active_actions(conn: asyncpg.Connection, workspace_id: str, template_ids: Sequence[str]) -> Actions:
+    """The active actions of these templates (of one workspace)."""
+    actions: dict[str, list[_Action]] = defaultdict(list)
+    for r in await conn.fetch(QUERIES["active_actions"], workspace_id, sorted(template_ids)):
+        key = (workspace_id, r["action_id"], r["updated_at"])
+        spec = _PARSED.get(key)
+        if spec is None:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            spec = _PARSED[key] = ActionSpec.model_validate(r["spec"])
+        actions[r["template_id"]].append(_Action(r["action_id"], r["template_id"], spec))
+    return actions
+
+
+# Validated actions by (workspace, id, version): a version's definition never changes.
+_PARSED: dict[tuple[str, str, datetime], ActionSpec] = {}
+_PARSED_MAX = 4096
+
+
+def need_values_before(actions: Actions) -> bool:
+    """Whether evaluating these actions after an event needs the values before it (`fire: on_enter`)."""
+    return any(a.spec.fire == "on_enter" for group in actions.values() for a in group)
+
+
 async def fire(
     conn: asyncpg.Connection,
     changes: Sequence[Change],
     cause: Cause,
     now: datetime,
     cause_events: Mapping[str, int] | None = None,
+    actions: Actions | None = None,
 ) -> list[Fired]:
     """Evaluate the actions of the changed (person, template) values; record what fires.
 
-    `cause_events` maps a person to the newest event of this change (for `{{event.*}}` placeholders).
+    `cause_events` maps a person to the newest event of this change (for `{{event.*}}` placeholders);
+    `actions`, when the caller has read them already, the active actions (all changes in one workspace).
     """
     fired: list[Fired] = []
     by_workspace: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
         if cause == "event" or not _same(change.before, change.after):
             by_workspace[change.workspace_id].append(change)
+    if actions is not None and len(by_workspace) > 1:
+        raise ValueError("actions given for changes of several workspaces")
     for workspace_id, relevant in by_workspace.items():
-        fired.extend(await _fire_in(conn, workspace_id, relevant, cause, now, cause_events or {}))
+        if actions is None:
+            found = await active_actions(conn, workspace_id, [c.template.template_id for c in relevant])
+        else:
+            found = actions
+        if found:
+            fired.extend(await _fire_in(conn, workspace_id, relevant, found, cause, now, cause_events or {}))
     if fired:
         await conn.execute(QUERIES["notify_deliveries"], "")
     return fired
@@ -82,19 +119,11 @@ async def _fire_in(
     conn: asyncpg.Connection,
     workspace_id: str,
     changes: Sequence[Change],
+    actions: Actions,
     cause: Cause,
     now: datetime,
     cause_events: Mapping[str, int],
 ) -> list[Fired]:
-    template_ids = sorted({c.template.template_id for c in changes})
-    rows = await conn.fetch(QUERIES["active_actions"], workspace_id, template_ids)
-    if not rows:
-        return []
-    actions: dict[str, list[_Action]] = defaultdict(list)
-    for r in rows:
-        actions[r["template_id"]].append(
-            _Action(r["action_id"], r["template_id"], ActionSpec.model_validate(r["spec"]))
-        )
     candidates = [
         (change, action)
         for change in changes

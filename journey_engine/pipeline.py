@@ -52,9 +52,15 @@ class IngestPipeline:
             types[workspace_id].add(row.event.type)
         for workspace_id, persons in newest.items():
             fed = [t for t in templates[workspace_id] if t.event_types & types[workspace_id]]
-            if fed:
-                changes = await store.refresh(conn, workspace_id, list(persons), now, templates=fed)
-                await firing.fire(conn, changes, "event", now, cause_events=persons)
+            if not fed:
+                continue
+            actions = await firing.active_actions(conn, workspace_id, [t.template_id for t in fed])
+            changes = await store.refresh(
+                conn, workspace_id, list(persons), now, templates=fed,
+                before=firing.need_values_before(actions),
+            )  # fmt: skip
+            if actions:
+                await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)
         by_workspace: dict[str, set[str]] = defaultdict(set)
         for workspace_id, person in resolution.merged:
             by_workspace[workspace_id].add(person)

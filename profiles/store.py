@@ -39,7 +39,8 @@ class StoredTemplate:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A person's values under a template, before (None: never computed) and after a refresh."""
+    """A person's values under a template, before (None: never computed, or not asked for) and after a
+    refresh."""
 
     workspace_id: str
     person_id: str
@@ -80,9 +81,11 @@ async def refresh(
     *,
     event_types: Collection[str] | None = None,
     templates: Sequence[StoredTemplate] | None = None,
+    before: bool = True,
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
-    (or `templates`, or all). Persons merged away lose their rows. Returns what was computed."""
+    (or `templates`, or all). Persons merged away lose their rows. Returns what was computed, with the
+    values before unless `before` is False (then every `Change.before` is None: nothing needs them)."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -95,13 +98,13 @@ async def refresh(
     if not live:
         return []
     events = await _events(conn, workspace_id, live, templates, now)
-    before = await _stored(conn, workspace_id, live, templates)
+    previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
     for person in live:
         for template in templates:
             after = compute(template.spec, events.get(person, ()), now)
             changes.append(
-                Change(workspace_id, person, template, before.get((template.template_id, person)), after)
+                Change(workspace_id, person, template, previous.get((template.template_id, person)), after)
             )
     await conn.execute(
         QUERIES["upsert_values"],

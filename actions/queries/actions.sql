@@ -1,5 +1,5 @@
 -- name: active_actions --
-SELECT action_id, template_id, spec, secrets FROM actions
+SELECT action_id, template_id, spec, updated_at FROM actions
 WHERE workspace_id = $1 AND template_id = ANY($2::text[]) AND is_active
 ORDER BY action_id;
 

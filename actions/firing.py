@@ -47,6 +47,10 @@ class _Action:
     action_id: str
     template_id: str
     spec: ActionSpec
+    paused: frozenset[int]
+    """Indexes of the triggers paused: their deliveries are written paused."""
+    disabled: frozenset[int]
+    """Indexes of the triggers disabled (410 Gone): they get no delivery."""
 
 
 def _same(before: ProfileValues | None, after: ProfileValues) -> bool:
@@ -69,7 +73,14 @@ async def active_actions(conn: asyncpg.Connection, workspace_id: str, template_i
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
             spec = _PARSED[key] = ActionSpec.model_validate(r["spec"])
-        actions[r["template_id"]].append(_Action(r["action_id"], r["template_id"], spec))
+        states = list(zip(r["trigger_indexes"], r["trigger_paused"], r["trigger_disabled"], strict=True))
+        actions[r["template_id"]].append(
+            _Action(
+                r["action_id"], r["template_id"], spec,
+                paused=frozenset(i for i, paused, _ in states if paused),
+                disabled=frozenset(i for i, _, disabled in states if disabled),
+            )
+        )  # fmt: skip
     return actions
 
 
@@ -110,8 +121,6 @@ async def fire(
             found = actions
         if found:
             fired.extend(await _fire_in(conn, workspace_id, relevant, found, cause, now, cause_events or {}))
-    if fired:
-        await conn.execute(QUERIES["notify_deliveries"], "")
     return fired
 
 
@@ -150,16 +159,21 @@ async def _fire_in(
     ]
     if not firing:
         return []
-    states = await _trigger_states(conn, workspace_id, sorted({a.action_id for _, a in firing}))
     contexts = await _contexts(conn, workspace_id, firing, cause_events)
+    event_seqs = [cause_events.get(c.person_id) if cause == "event" else None for c, _ in firing]
+    ids = {
+        (r["action_id"], r["person_id"]): r["firing_id"]
+        for r in await conn.fetch(
+            QUERIES["insert_firings"], workspace_id, now, cause,
+            [a.action_id for _, a in firing], [c.person_id for c, _ in firing],
+            [a.template_id for _, a in firing], [a.spec.cooldownPeriodInMinutes for _, a in firing],
+            event_seqs,
+        )
+    }  # fmt: skip
     out = []
+    columns: list[list[Any]] = [[] for _ in range(9)]
     for change, action in firing:
-        event_seq = cause_events.get(change.person_id) if cause == "event" else None
-        cooldown = action.spec.cooldownPeriodInMinutes
-        firing_id: int = await conn.fetchval(
-            QUERIES["insert_firing"], workspace_id, action.action_id, change.person_id, action.template_id,
-            now, cooldown, cause, event_seq,
-        )  # fmt: skip
+        firing_id = ids[(action.action_id, change.person_id)]
         context = {
             **contexts[change.person_id],
             **_values_context(change),
@@ -168,30 +182,23 @@ async def _fire_in(
             "firing.id": str(firing_id),
             "firing.time": now.isoformat(),
         }
-        columns: list[list[Any]] = [[], [], [], [], [], []]
+        deliveries = 0
         for index, trigger in enumerate(action.spec.actionTriggers):
-            paused, disabled = states.get((action.action_id, index), (False, None))
-            if disabled is not None:
+            if index in action.disabled:
                 continue
-            status = "paused" if paused else "pending"
+            status = "paused" if index in action.paused else "pending"
             body = render(trigger.attributes.requestbody, context)
-            row = (f"msg_{uuid.uuid4().hex}", index, trigger.method, trigger.webhookURL, body, status)
+            row = (
+                f"msg_{uuid.uuid4().hex}", firing_id, action.action_id, index, change.person_id,
+                trigger.method, trigger.webhookURL, body, status,
+            )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        if columns[0]:
-            await conn.execute(
-                QUERIES["insert_deliveries"], workspace_id, firing_id, action.action_id, change.person_id,
-                now, *columns,
-            )  # fmt: skip
-        out.append(Fired(firing_id, action.action_id, change.person_id, len(columns[0])))
+            deliveries += 1
+        out.append(Fired(firing_id, action.action_id, change.person_id, deliveries))
+    if columns[0]:
+        await conn.execute(QUERIES["insert_deliveries"], workspace_id, now, *columns)
     return out
-
-
-async def _trigger_states(
-    conn: asyncpg.Connection, workspace_id: str, action_ids: list[str]
-) -> dict[tuple[str, int], tuple[bool, str | None]]:
-    rows = await conn.fetch(QUERIES["trigger_states"], workspace_id, action_ids)
-    return {(r["action_id"], r["trigger_index"]): (r["paused"], r["disabled_reason"]) for r in rows}
 
 
 async def _contexts(

@@ -1,7 +1,15 @@
 -- name: active_actions --
-SELECT action_id, template_id, spec, updated_at FROM actions
-WHERE workspace_id = $1 AND template_id = ANY($2::text[]) AND is_active
-ORDER BY action_id;
+-- With the state of each trigger that has one (paused, or disabled by a 410 Gone).
+SELECT a.action_id, a.template_id, a.spec, a.updated_at, coalesce(t.indexes, '{}') AS trigger_indexes,
+       coalesce(t.paused, '{}') AS trigger_paused, coalesce(t.disabled, '{}') AS trigger_disabled
+FROM actions a
+LEFT JOIN LATERAL (
+    SELECT array_agg(trigger_index) AS indexes, array_agg(paused) AS paused,
+           array_agg(disabled_reason IS NOT NULL) AS disabled
+    FROM action_triggers t WHERE t.workspace_id = a.workspace_id AND t.action_id = a.action_id
+) t ON true
+WHERE a.workspace_id = $1 AND a.template_id = ANY($2::text[]) AND a.is_active
+ORDER BY a.action_id;
 
 -- name: trigger_states --
 SELECT action_id, trigger_index, paused, disabled_reason FROM action_triggers
@@ -13,16 +21,25 @@ FROM unnest($2::text[], $3::text[]) AS k (a, p)
 JOIN firings f ON f.workspace_id = $1 AND f.action_id = k.a AND f.person_id = k.p
 GROUP BY f.action_id, f.person_id;
 
--- name: insert_firing --
+-- name: insert_firings --
+-- One row per (action, person): the caller maps the returned ids back by that pair.
 INSERT INTO firings (workspace_id, action_id, person_id, template_id, fired_at, cooldown_minutes, cause, cause_event)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING firing_id;
+SELECT $1, a, p, t, $2, c, $3, e
+FROM unnest($4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[]) WITH ORDINALITY AS u (a, p, t, c, e, n)
+ORDER BY n
+RETURNING action_id, person_id, firing_id;
 
 -- name: insert_deliveries --
-INSERT INTO deliveries (workspace_id, delivery_id, firing_id, action_id, trigger_index, person_id, method, url,
-                        body, status, next_attempt_at)
-SELECT $1, d, $2, $3, i, $4, m, u, b, s, $5
-FROM unnest($6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[]) AS x (d, i, m, u, b, s);
+-- The outbox rows of a batch's firings; wakes the delivery workers when a row was written.
+WITH inserted AS (
+    INSERT INTO deliveries (workspace_id, delivery_id, firing_id, action_id, trigger_index, person_id, method,
+                            url, body, status, next_attempt_at)
+    SELECT $1, d, f, a, i, p, m, u, b, s, $2
+    FROM unnest($3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[],
+                $11::text[]) AS x (d, f, a, i, p, m, u, b, s)
+    RETURNING 1
+)
+SELECT pg_notify('journey_deliveries_v1', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row;
 
 -- name: notify_deliveries --
 SELECT pg_notify('journey_deliveries_v1', $1);

@@ -143,44 +143,31 @@ class DeliveryWorker:
             self._slots.release()
 
     async def deliver(self, row: asyncpg.Record) -> Outcome:
+        """Send a claimed delivery (a `claim_deliveries` row) once and record the outcome."""
         workspace_id, delivery_id = row["workspace_id"], row["delivery_id"]
         attempt = row["attempts"] + 1
-        config = await self._pool.fetchrow(
-            QUERIES["delivery_config"], workspace_id, row["action_id"], row["trigger_index"]
-        )
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        if config is None or config["attributes"] is None:
+        if row["attributes"] is None:
             outcome = Outcome("dead", None, "the action or its trigger was deleted", started)
-        elif config["disabled_reason"] is not None:
-            outcome = Outcome("dead", None, f"trigger disabled: {config['disabled_reason']}", started)
-        elif config["paused"]:
+        elif row["disabled_reason"] is not None:
+            outcome = Outcome("dead", None, f"trigger disabled: {row['disabled_reason']}", started)
+        elif row["paused"]:
             outcome = Outcome("paused", None, None, started)
         else:
-            outcome = await self._attempt(row, config, attempt - row["retry_base"], started)
+            outcome = await self._attempt(row, attempt - row["retry_base"], started)
         latency = (time.perf_counter() - clock) * 1000
-        async with self._pool.acquire() as conn, conn.transaction():
-            if outcome.status != "paused":
-                await conn.execute(
-                    QUERIES["record_attempt"], workspace_id, delivery_id, attempt, started,
-                    outcome.status_code, latency, outcome.error,
-                )  # fmt: skip
-            if outcome.status_code == 410:
-                reason = f"410 Gone from {row['url']} at {started.isoformat()}"
-                await conn.execute(
-                    QUERIES["disable_trigger"], workspace_id, row["action_id"], row["trigger_index"], reason
-                )
-            attempts = attempt if outcome.status != "paused" else row["attempts"]
-            await conn.execute(
-                QUERIES["finish_delivery"], workspace_id, delivery_id, outcome.status, attempts,
-                outcome.next_attempt_at, outcome.error,
-            )  # fmt: skip
+        paused = outcome.status == "paused"
+        gone = f"410 Gone from {row['url']} at {started.isoformat()}" if outcome.status_code == 410 else None
+        await self._pool.execute(
+            QUERIES["finish_attempt"], workspace_id, delivery_id, attempt, started, outcome.status_code,
+            latency, outcome.error, paused, gone, row["action_id"], row["trigger_index"], outcome.status,
+            row["attempts"] if paused else attempt, outcome.next_attempt_at,
+        )  # fmt: skip
         return outcome
 
-    async def _attempt(
-        self, row: asyncpg.Record, config: asyncpg.Record, attempt: int, now: datetime
-    ) -> Outcome:
-        attributes: dict[str, Any] = config["attributes"]
+    async def _attempt(self, row: asyncpg.Record, attempt: int, now: datetime) -> Outcome:
+        attributes: dict[str, Any] = row["attributes"]
         body: str = row["body"]
         headers = {"Content-Type": "application/json", "User-Agent": "journey-engine-webhooks/1"}
         auth = attributes.get("authorization")
@@ -188,7 +175,7 @@ class DeliveryWorker:
             scheme = attributes.get("authorizationScheme")
             headers["Authorization"] = f"{scheme} {auth}" if scheme else auth
         headers.update(
-            webhook_headers(list(config["secrets"]), row["delivery_id"], int(now.timestamp()), body.encode())
+            webhook_headers(list(row["secrets"]), row["delivery_id"], int(now.timestamp()), body.encode())
         )
         try:
             status, reply_headers, text = await self._request(row["method"], row["url"], headers, body)

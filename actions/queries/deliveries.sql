@@ -1,36 +1,36 @@
 -- name: claim_deliveries --
--- Due deliveries, and ones whose worker died mid-attempt (its lease ran out), for one worker each.
+-- Due deliveries, and ones whose worker died mid-attempt (its lease ran out), for one worker each, with
+-- what is read at send time (so rotated secrets, changed credentials and pauses apply to retries): the
+-- action's secrets, the trigger's attributes (null: the action or the trigger was deleted), its state.
 UPDATE deliveries d SET status = 'delivering', next_attempt_at = $2
 FROM (
-    SELECT workspace_id, delivery_id FROM deliveries
+    SELECT workspace_id, delivery_id, action_id, trigger_index FROM deliveries
     WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1
     ORDER BY next_attempt_at LIMIT $3
     FOR UPDATE SKIP LOCKED
 ) due
+LEFT JOIN actions a ON a.workspace_id = due.workspace_id AND a.action_id = due.action_id
+LEFT JOIN action_triggers t
+    ON t.workspace_id = due.workspace_id AND t.action_id = due.action_id AND t.trigger_index = due.trigger_index
 WHERE d.workspace_id = due.workspace_id AND d.delivery_id = due.delivery_id
 RETURNING d.workspace_id, d.delivery_id, d.action_id, d.trigger_index, d.method, d.url, d.body, d.attempts,
-          d.retry_base;
+          d.retry_base, a.secrets, a.spec -> 'actionTriggers' -> d.trigger_index -> 'attributes' AS attributes,
+          t.paused, t.disabled_reason;
 
--- name: delivery_config --
--- What is read at send time, so rotated secrets and changed credentials apply to retries.
-SELECT a.secrets, a.spec -> 'actionTriggers' -> $3::int -> 'attributes' AS attributes,
-       t.paused, t.disabled_reason
-FROM actions a
-LEFT JOIN action_triggers t ON t.workspace_id = a.workspace_id AND t.action_id = a.action_id AND t.trigger_index = $3
-WHERE a.workspace_id = $1 AND a.action_id = $2;
-
--- name: record_attempt --
-INSERT INTO delivery_attempts (workspace_id, delivery_id, attempt, started_at, status_code, latency_ms, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
-
--- name: finish_delivery --
-UPDATE deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
-       finished_at = CASE WHEN $3 IN ('delivered', 'dead') THEN now() END
+-- name: finish_attempt --
+-- An attempt's outcome in one statement: its record (unless $8, a paused delivery that was not tried),
+-- the trigger disabled when $9 names why (410 Gone), the delivery's new state.
+WITH recorded AS (
+    INSERT INTO delivery_attempts (workspace_id, delivery_id, attempt, started_at, status_code, latency_ms, error)
+    SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT $8::boolean
+), disabled AS (
+    INSERT INTO action_triggers (workspace_id, action_id, trigger_index, disabled_reason)
+    SELECT $1, $10, $11, $9::text WHERE $9::text IS NOT NULL
+    ON CONFLICT (workspace_id, action_id, trigger_index) DO UPDATE SET disabled_reason = excluded.disabled_reason
+)
+UPDATE deliveries SET status = $12, attempts = $13, next_attempt_at = $14, last_error = $7,
+       finished_at = CASE WHEN $12 IN ('delivered', 'dead') THEN now() END
 WHERE workspace_id = $1 AND delivery_id = $2 AND status = 'delivering';
-
--- name: disable_trigger --
-INSERT INTO action_triggers (workspace_id, action_id, trigger_index, disabled_reason) VALUES ($1, $2, $3, $4)
-ON CONFLICT (workspace_id, action_id, trigger_index) DO UPDATE SET disabled_reason = excluded.disabled_reason;
 
 -- name: next_due_delivery --
 SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'delivering');

@@ -195,6 +195,24 @@ async def test_410_gone_disables_the_trigger(
     assert await db.fetchval("SELECT count(*) FROM firings") == 2  # it fired; the trigger sent nothing
 
 
+async def test_a_retry_after_its_action_was_deleted_is_dead_letter_not_sent(
+    make_client: Callable[..., Awaitable[Client]],
+    workspace: WorkspaceKey,
+    db: asyncpg.Connection,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    client = await make_client(webhook_retry_schedule="1,1,1", sweep_interval=0.1)
+    action = await setup_action(db, workspace, webhook_receiver.url, cooldownPeriodInMinutes=0)
+    webhook_receiver.answer_next(Answer(503))
+    await post(client, workspace, closed_queue(), closed_queue())
+    await webhook_receiver.wait_for(1)
+    await settled_delivery(db, "pending")
+    assert await actions_catalog.delete(db, workspace.workspace_id, action.template_id, action.action_id)
+    delivery = await settled_delivery(db, "dead", within=5)
+    assert (delivery["last_error"], delivery["attempts"]) == ("the action or its trigger was deleted", 2)
+    assert len(webhook_receiver.received) == 1
+
+
 async def test_a_value_aging_out_fires_an_action_on_the_lower_count(
     make_client: Callable[..., Awaitable[Client]],
     workspace: WorkspaceKey,

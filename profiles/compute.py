@@ -7,28 +7,36 @@ reported in the attribute's `error`. Count counts the matching events, with or w
 
 The result also says when it next changes with no new event: the earliest time an event leaves a
 window (or a future-stamped event enters one). Until then the stored values are exact.
+
+What each attribute needs of its spec (window, path, cast, rule filter, aggregation) is worked out once per
+TemplateSpec object, its plan; a computation then sorts the person's events once, by type, newest first,
+and each attribute reads its window off that list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any, Final
 
 from profiles.aggregation import (
     MISSING,
+    RESOLUTION,
     AggregateResult,
+    AggregationMode,
     CastError,
+    MetaDataType,
+    Reducer,
     Result,
     Typed,
-    aggregate,
     as_jds_string,
-    cast_value,
-    get_path,
-    in_window,
-    next_change,
+    caster,
+    path_reader,
+    reducer,
 )
+from profiles.rules import EventFilter, event_filter
 from profiles.templates import AttributeSpec, TemplateSpec
 
 _MAX_ERRORS_SHOWN = 3
@@ -66,61 +74,153 @@ class ProfileValues:
     next_change_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class _AttributePlan:
+    """What computing one attribute needs of its spec, derived once: the functions chosen, the path split."""
+
+    event: str
+    span: timedelta
+    leaves_after: timedelta
+    """From an event's time to the first instant it no longer counts: span + 1µs."""
+    limit: int | None
+    accepts: EventFilter | None
+    read: Callable[[Mapping[str, object]], object]
+    cast: Callable[[object], Typed]
+    reduce: Reducer
+    mode: AggregationMode
+    type: MetaDataType
+    kind: str
+    """How a skipped value is described: "amount is not integer"."""
+
+    @classmethod
+    def of(cls, attribute: AttributeSpec) -> _AttributePlan:
+        rules = attribute.rules
+        return cls(
+            event=attribute.event,
+            span=attribute.lookback,
+            leaves_after=attribute.lookback + RESOLUTION,
+            limit=attribute.effective_limit,
+            accepts=None if rules is None else event_filter(rules, attribute.event),
+            read=path_reader(attribute.metaData),
+            cast=caster(attribute.metaDataType),
+            reduce=reducer(attribute.aggregationMode, attribute.metaDataType),
+            mode=attribute.aggregationMode,
+            type=attribute.metaDataType,
+            kind=f"{attribute.metaData} is not {attribute.metaDataType}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    attributes: tuple[_AttributePlan, ...]
+    types: frozenset[str]
+    """The event types the template aggregates; events of other types are dropped first."""
+
+
+# Plans by template object (held, so its id is not reused while the entry lives). store.parse_template
+# keeps one TemplateSpec per template version, so a template's plan is made once, not per computation.
+_PLANS: dict[int, tuple[TemplateSpec, _Plan]] = {}
+_PLANS_MAX = 4096
+
+
+def _plan(template: TemplateSpec) -> _Plan:
+    entry = _PLANS.get(id(template))
+    if entry is not None and entry[0] is template:
+        return entry[1]
+    attributes = tuple(_AttributePlan.of(a) for a in template.attributes)
+    plan = _Plan(attributes, frozenset(a.event for a in attributes))
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[id(template)] = (template, plan)
+    return plan
+
+
 def compute(template: TemplateSpec, events: Sequence[EventFact], now: datetime) -> ProfileValues:
     """The template's values for a person whose events (any order, any type) are `events`."""
-    newest_first = sorted(events, key=lambda e: (e.time, e.seq), reverse=True)
+    plan = _plan(template)
+    by_type = _newest_first(events, plan.types)
     values = []
-    changes = []
-    for attribute in template.attributes:
-        value, change = _attribute(attribute, newest_first, now)
+    next_change_at: datetime | None = None
+    for attribute in plan.attributes:
+        value, change = _attribute(attribute, by_type.get(attribute.event, ()), now)
         values.append(value)
-        if change is not None:
-            changes.append(change)
-    return ProfileValues(now, tuple(values), min(changes) if changes else None)
+        if change is not None and (next_change_at is None or change < next_change_at):
+            next_change_at = change
+    return ProfileValues(now, tuple(values), next_change_at)
+
+
+_NEWEST: Final = attrgetter("time", "seq")
+
+
+def _newest_first(events: Sequence[EventFact], types: frozenset[str]) -> dict[str, list[EventFact]]:
+    """The events of `types` by type, newest first (ties in order of seq, highest first)."""
+    by_type: dict[str, list[EventFact]] = {}
+    for e in events:
+        if e.type in types:
+            group = by_type.get(e.type)
+            if group is None:
+                by_type[e.type] = [e]
+            else:
+                group.append(e)
+    for group in by_type.values():
+        if len(group) > 1:
+            group.sort(key=_NEWEST, reverse=True)
+    return by_type
 
 
 def _attribute(
-    attribute: AttributeSpec, newest_first: Sequence[EventFact], now: datetime
+    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime
 ) -> tuple[AttributeValue, datetime | None]:
-    span = attribute.lookback
-    matching = [e for e in newest_first if attribute.counts(e.type, _mapping(e.data))]
-    inside = [e for e in matching if in_window(now, span, e.time)]
-    limit = attribute.effective_limit
-    counted = inside[:limit] if limit else inside
-    typed: list[Typed | None] = []
+    """The value from the events of the attribute's type, newest first, and when it next changes.
+
+    Newest first, the matching events are: those after `now` (future-stamped), then those in the window,
+    then the older ones. Only the newest `limit` in the window count, and the value next changes when the
+    oldest of them leaves the window (at its time + span + 1µs) or the earliest future one enters it.
+    """
+    matching = newest_first
+    if plan.accepts is not None:
+        accepts = plan.accepts
+        matching = [e for e in newest_first if accepts(_mapping(e.data))]
+    start = now - plan.span
+    size = len(matching)
+    first = 0
+    while first < size and matching[first].time > now:
+        first += 1
+    end = size if plan.limit is None else min(size, first + plan.limit)
+    stop = first
+    while stop < end and matching[stop].time >= start:
+        stop += 1
+    change = matching[first - 1].time if first else None
+    if stop > first:
+        leaves = matching[stop - 1].time + plan.leaves_after
+        if change is None or leaves < change:
+            change = leaves
+    read = plan.read
+    cast = plan.cast
+    present: list[Typed] = []
+    seqs: list[int] = []
     skipped: list[str] = []
-    for e in counted:
-        raw = get_path(_mapping(e.data), attribute.metaData)
+    for e in matching[first:stop]:
+        seqs.append(e.seq)
+        data = e.data
+        raw = read(data if type(data) is dict else _mapping(data))
         if raw is MISSING or raw is None:
-            typed.append(None)
             continue
         try:
-            typed.append(cast_value(raw, attribute.metaDataType))
+            present.append(cast(raw))
         except CastError as exc:
-            typed.append(None)
             skipped.append(f"event {e.seq}: {exc}")
-    result = aggregate(attribute.aggregationMode, attribute.metaDataType, typed)
-    change = next_change(now, span, (e.time for e in matching), limit)
-    value = AttributeValue(
-        result=result,
-        error=_error(skipped, attribute),
-        seqs=tuple(e.seq for e in counted),
-        window_start=now - span,
-        window_end=now,
-    )
-    return value, change
+    error = _error(skipped, plan.kind) if skipped else None
+    return AttributeValue(plan.reduce(present, len(seqs)), error, tuple(seqs), start, now), change
 
 
 def _mapping(data: Any) -> Mapping[str, object]:
     return data if isinstance(data, Mapping) else {}
 
 
-def _error(skipped: list[str], attribute: AttributeSpec) -> str | None:
-    if not skipped:
-        return None
+def _error(skipped: list[str], kind: str) -> str:
     shown = "; ".join(skipped[:_MAX_ERRORS_SHOWN])
     more = f" (and {len(skipped) - _MAX_ERRORS_SHOWN} more)" if len(skipped) > _MAX_ERRORS_SHOWN else ""
-    kind = f"{attribute.metaData} is not {attribute.metaDataType}"
     return f"{len(skipped)} event(s) skipped, {kind}: {shown}{more}"
 
 
@@ -138,7 +238,12 @@ def to_json(values: ProfileValues) -> list[dict[str, Any]]:
     ]
 
 
+_JSON_SCALARS: Final = frozenset({str, int, float, type(None)})
+
+
 def _plain(value: Result) -> Any:
+    if type(value) in _JSON_SCALARS:
+        return value
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
@@ -154,21 +259,21 @@ def from_json(
 ) -> ProfileValues:
     """Values read back from storage, typed again by the template (which must be the one they came from)."""
     attributes = []
-    for attribute, row in zip(template.attributes, stored, strict=True):
+    for plan, row in zip(_plan(template).attributes, stored, strict=True):
         raw = row["value"]
         value: Result
         if isinstance(raw, list):
-            value = tuple(_typed(v, attribute) for v in raw)
+            cast = plan.cast
+            value = tuple([cast(v) for v in raw])
         elif raw is None:
             value = None
-        elif attribute.aggregationMode in ("Count", "Average"):
+        elif plan.mode in ("Count", "Average"):
             value = raw
         else:
-            value = _typed(raw, attribute)
-        result = AggregateResult(attribute.aggregationMode, attribute.metaDataType, value, row["events"])
+            value = plan.cast(raw)
         attributes.append(
             AttributeValue(
-                result=result,
+                result=AggregateResult(plan.mode, plan.type, value, row["events"]),
                 error=row["error"],
                 seqs=tuple(row["seqs"]),
                 window_start=datetime.fromisoformat(row["start"]),
@@ -176,8 +281,3 @@ def from_json(
             )
         )
     return ProfileValues(computed_at, tuple(attributes), next_change_at)
-
-
-def _typed(raw: Any, attribute: AttributeSpec) -> Typed:
-    typed: Typed = cast_value(raw, attribute.metaDataType)
-    return typed

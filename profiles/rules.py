@@ -15,10 +15,11 @@ Decisions:
   action sample compares a count with `"Closed Queue,category,string,Value GTE 2"`), otherwise by code point.
   EQ/NEQ on strings are exact and case-sensitive.
 - A missing value, or one that does not cast, satisfies NEQ and nothing else.
-- As an event filter (`matches_event`, template attributes) a leaf compares one event's own field: its event
-  must equal the event type, and its data field, cast to the leaf's type, is compared with OP to the value.
-  This is how the JDS documentation describes template rules, all of whose examples use Value; a Count or
-  Sum has no meaning for a single event, so event filters must use Value (`parse_rules(event=...)` checks).
+- As an event filter (`matches_event`, or `event_filter` compiled once per rule; template attributes) a leaf
+  compares one event's own field: its event must equal the event type, and its data field, cast to the
+  leaf's type, is compared with OP to the value. This is how the JDS documentation describes template rules,
+  all of whose examples use Value; a Count or Sum has no meaning for a single event, so event filters must
+  use Value (`parse_rules(event=...)` checks).
 - On profile values (`evaluate`, actions) a leaf reads the value of the attribute (event, field, mode) through
   `lookup`. A multi-valued result (Value with a limit above 1, Distinct) compares by its newest value, except
   HAS, which looks for the text in the whole JDS `result` string (values comma-joined). An array field in
@@ -27,13 +28,17 @@ Decisions:
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 from profiles.aggregation import (
+    INT64_MAX,
+    INT64_MIN,
     MISSING,
     AggregationMode,
     CastError,
@@ -44,6 +49,7 @@ from profiles.aggregation import (
     mode_type_problem,
     parse_mode,
     parse_type,
+    path_reader,
     render_value,
 )
 
@@ -94,6 +100,8 @@ class AnyOf:
 Rule: TypeAlias = Condition | AllOf | AnyOf
 Lookup: TypeAlias = Callable[[str, str, AggregationMode], object]
 """lookup(event, field, mode) -> the attribute's typed value, a sequence of values, or None when absent."""
+EventFilter: TypeAlias = Callable[[Mapping[str, object]], bool]
+"""filter(data) -> whether an event with this data passes (see `event_filter`)."""
 
 
 def parse_condition(text: str, path: str = "rules") -> Condition:
@@ -246,6 +254,67 @@ def matches_event(rule: Rule, event_type: str, data: Mapping[str, object]) -> bo
         return False
     raw = get_path(data, rule.field)
     return _compare(None if raw is MISSING else raw, rule)
+
+
+def event_filter(rule: Rule, event_type: str) -> EventFilter:
+    """`matches_event(rule, event_type, data)` as a function of `data`: the same answers (and errors),
+    with the tree walked, the paths split and the comparisons chosen once."""
+    if isinstance(rule, AllOf | AnyOf):
+        children = tuple(event_filter(child, event_type) for child in rule.children)
+        if isinstance(rule, AllOf):
+            return lambda data: all(child(data) for child in children)
+        return lambda data: any(child(data) for child in children)
+    if rule.mode != "Value":
+        message = f"an event filter needs mode Value, not {rule.mode}: {rule.text!r}"
+
+        def refuse(data: Mapping[str, object]) -> bool:
+            raise ValueError(message)
+
+        return refuse
+    if rule.event != event_type:
+        return lambda data: False
+    return _leaf_filter(rule)
+
+
+_NUMBER_TESTS: Final[dict[Operator, Callable[[Any, Any], bool]]] = {
+    "EQ": operator.eq, "NEQ": operator.ne, "GT": operator.gt, "GTE": operator.ge, "LT": operator.lt,
+    "LTE": operator.le,
+}  # fmt: skip
+
+
+def _leaf_filter(cond: Condition) -> EventFilter:
+    """One Value condition on an event's data: `_compare` of its field, with quick paths for a string
+    compared for equality with a string, and a number with a number (what `_compare` does to them)."""
+    read = path_reader(cond.field)
+    typed = cond.typed
+
+    def general(data: Mapping[str, object]) -> bool:
+        raw = read(data)
+        return _compare(None if raw is MISSING else raw, cond)
+
+    if type(typed) is str and cond.op in ("EQ", "NEQ"):
+        equal = cond.op == "EQ"
+
+        def string_equality(data: Mapping[str, object]) -> bool:
+            raw = read(data)
+            if type(raw) is str:
+                return (raw == typed) == equal
+            return _compare(None if raw is MISSING else raw, cond)
+
+        return string_equality
+    if type(typed) in (int, float) and cond.op in _NUMBER_TESTS:
+        test = _NUMBER_TESTS[cond.op]
+
+        def number(data: Mapping[str, object]) -> bool:
+            raw = read(data)
+            if (type(raw) is int and INT64_MIN <= raw <= INT64_MAX) or (
+                type(raw) is float and math.isfinite(raw)
+            ):
+                return test(raw, typed)
+            return _compare(None if raw is MISSING else raw, cond)
+
+        return number
+    return general
 
 
 def evaluate(rule: Rule, lookup: Lookup) -> bool:

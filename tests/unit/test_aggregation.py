@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from profiles.aggregation import (
+    AGGREGATION_MODES,
+    META_DATA_TYPES,
     MISSING,
     RESOLUTION,
     AggregateResult,
+    AggregationMode,
     CastError,
+    MetaDataType,
+    Typed,
     aggregate,
     as_jds_string,
     cast_value,
+    caster,
     extract_value,
     get_path,
     in_window,
@@ -26,6 +35,8 @@ from profiles.aggregation import (
     parse_mode,
     parse_type,
     parse_unit,
+    path_reader,
+    reducer,
     render_value,
     window,
 )
@@ -444,3 +455,72 @@ def test_next_change_is_the_first_instant_the_counted_set_changes(
     assert change > NOW
     assert counted(change) != counted(NOW)
     assert counted(change - RESOLUTION) == counted(NOW)
+
+
+# --- the compiled forms: caster, path_reader, reducer ------------------------------------------------
+
+_RAW_VALUES: list[object] = [
+    None, True, False, 0, -7, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 4.0, 2.5, -0.0, 1e308, float("inf"),
+    float("nan"), 1.7e12, "42", " 17 ", "4.0", "1e3", "abc", "", "2026-11-21T11:55:00Z",
+    "2026-11-21t11:55:00.123456789+02:00", "2026-13-40T00:00:00Z", [], {"x": 1},
+    datetime(2026, 11, 21, 11, 0, tzinfo=UTC), datetime(2026, 11, 21, 11, 0),
+]  # fmt: skip
+
+
+def _cast_outcome(cast: Callable[[object], object], raw: object) -> tuple[str, str]:
+    try:
+        return "value", repr(cast(raw))
+    except CastError as exc:
+        return "error", exc.reason
+
+
+@pytest.mark.parametrize("type_", META_DATA_TYPES)
+def test_caster_casts_as_cast_value_does(type_: MetaDataType) -> None:
+    for raw in _RAW_VALUES:
+        expected = _cast_outcome(lambda r: cast_value(r, type_), raw)
+        assert _cast_outcome(caster(type_), raw) == expected, raw
+
+
+def test_path_reader_reads_as_get_path_does() -> None:
+    data: dict[str, object] = {
+        "customer": {"address": {"city": "Oslo"}}, "items": [{"price": 3}, (4, 5)], "a.b": 1, "a": {"b": 2},
+        "nil": None, "view": MappingProxyType({"k": "v"}), "list": [0, 1], "s": "text",
+    }  # fmt: skip
+    paths = ["customer.address.city", "customer.zip", "items.0.price", "items.1.1", "items.2", "items.x",
+             "a.b", "a", "nil", "nil.x", "view.k", "list.01", "s.0", "gone", "customer.city.x"]  # fmt: skip
+    for path in paths:
+        assert path_reader(path)(data) == get_path(data, path), path
+        assert (path_reader(path)(data) is MISSING) == (get_path(data, path) is MISSING), path
+
+
+def test_path_reader_fails_as_get_path_does_on_a_digit_int_cannot_read() -> None:
+    data = {"list": [1, 2]}
+    for read in (path_reader("list.²"), lambda d: get_path(d, "list.²")):
+        with pytest.raises(ValueError):
+            read(data)
+
+
+@pytest.mark.parametrize(
+    ("mode", "type_"),
+    [(m, t) for m in AGGREGATION_MODES for t in META_DATA_TYPES if mode_type_problem(m, t) is None],
+)
+def test_reducer_aggregates_as_aggregate_does(mode: AggregationMode, type_: MetaDataType) -> None:
+    rng = random.Random(f"{mode}-{type_}")
+    cast = caster(type_)
+    castable = []
+    for raw in [*_RAW_VALUES, 2**62, -(2**62), 3, 1.5, 1e-300, "b", "a"]:
+        try:
+            castable.append(cast(raw))
+        except CastError:
+            pass
+    for _ in range(200):
+        values: list[Typed | None] = [rng.choice([*castable, None]) for _ in range(rng.randint(0, 6))]
+        present = [v for v in values if v is not None]
+        expected = aggregate(mode, type_, values)
+        actual = reducer(mode, type_)(present, len(values))
+        assert actual == expected and repr(actual) == repr(expected), values
+
+
+def test_reducer_refuses_a_misfit_mode() -> None:
+    with pytest.raises(ValueError, match="numeric"):
+        reducer("Sum", "string")

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from journey_engine.sql import migrations
-from profiles.compute import EventFact, compute, from_json, to_json
+from profiles.aggregation import (
+    MISSING,
+    RESOLUTION,
+    AggregateResult,
+    CastError,
+    Result,
+    Typed,
+    aggregate,
+    cast_value,
+    get_path,
+    in_window,
+    mode_type_problem,
+    next_change,
+)
+from profiles.compute import AttributeValue, EventFact, ProfileValues, compute, from_json, to_json
 from profiles.templates import TemplateSpec, default_template
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -132,3 +149,205 @@ def test_migration_seeds_the_same_default_template_the_engine_creates() -> None:
     literal = re.search(r"'(\{\"name\":\"journey-default-template\".*?\})'::jsonb", sql)
     assert literal is not None
     assert TemplateSpec.model_validate_json(literal.group(1)) == default_template()
+
+
+# --- the computation against a straightforward reference ------------------------------------------------
+# `reference_*` compute what compute.py computed before its per-template plans: every attribute filters
+# all events with `AttributeSpec.counts`, reads with `get_path`, casts with `cast_value`, and aggregates
+# with `aggregate` and `next_change`. The optimised code must give the same results, to the type and repr.
+
+
+def reference_compute(t: TemplateSpec, events: Sequence[EventFact], now: datetime) -> ProfileValues:
+    newest_first = sorted(events, key=lambda e: (e.time, e.seq), reverse=True)
+    values = []
+    changes = []
+    for attribute in t.attributes:
+        span = attribute.lookback
+        matching = [e for e in newest_first if attribute.counts(e.type, _mapping(e.data))]
+        inside = [e for e in matching if in_window(now, span, e.time)]
+        limit = attribute.effective_limit
+        counted = inside[:limit] if limit else inside
+        typed: list[Typed | None] = []
+        skipped: list[str] = []
+        for e in counted:
+            raw = get_path(_mapping(e.data), attribute.metaData)
+            if raw is MISSING or raw is None:
+                typed.append(None)
+                continue
+            try:
+                typed.append(cast_value(raw, attribute.metaDataType))
+            except CastError as exc:
+                typed.append(None)
+                skipped.append(f"event {e.seq}: {exc}")
+        error = None
+        if skipped:
+            shown = "; ".join(skipped[:3])
+            more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+            kind = f"{attribute.metaData} is not {attribute.metaDataType}"
+            error = f"{len(skipped)} event(s) skipped, {kind}: {shown}{more}"
+        result = aggregate(attribute.aggregationMode, attribute.metaDataType, typed)
+        change = next_change(now, span, (e.time for e in matching), limit)
+        values.append(AttributeValue(result, error, tuple(e.seq for e in counted), now - span, now))
+        if change is not None:
+            changes.append(change)
+    return ProfileValues(now, tuple(values), min(changes) if changes else None)
+
+
+def reference_from_json(t: TemplateSpec, stored: list[dict[str, Any]]) -> list[AggregateResult]:
+    results = []
+    for attribute, row in zip(t.attributes, stored, strict=True):
+        raw = row["value"]
+        value: Result
+        if isinstance(raw, list):
+            value = tuple(cast_value(v, attribute.metaDataType) for v in raw)
+        elif raw is None or attribute.aggregationMode in ("Count", "Average"):
+            value = raw
+        else:
+            value = cast_value(raw, attribute.metaDataType)
+        results.append(
+            AggregateResult(attribute.aggregationMode, attribute.metaDataType, value, row["events"])
+        )
+    return results
+
+
+def _mapping(data: Any) -> Mapping[str, object]:
+    return data if isinstance(data, Mapping) else {}
+
+
+_RAW: list[object] = [
+    None, True, False, 0, 1, -7, 42, 95, 2**63 - 1, 2**63, -(2**63) - 1, 2.5, -0.0, 4.0, 1e308, -1e308,
+    float("inf"), float("nan"), 1.7e12, "42", " 17 ", "-3", "4.0", "2.5", "1e3", "abc", "", "Water", "paid",
+    "10", "vip,gift", "2026-11-21T11:55:00Z", "2026-11-21t11:55:00.123456789+02:00", "2026-13-40T00:00:00Z",
+    [], {"x": 1}, datetime(2026, 11, 21, 11, 0, tzinfo=UTC), datetime(2026, 11, 21, 11, 0),
+]  # fmt: skip
+_PATHS = ["amount", "status", "at", "n", "order.total", "order.items.0.sku", "order.items.1.sku", "tags",
+          "tags.0", "order.total.x", "missing"]  # fmt: skip
+_TYPES_MODES = [
+    (type_, mode)
+    for type_ in ("string", "integer", "double", "utc_datetime")
+    for mode in ("Value", "Count", "Sum", "Max", "Min", "Average", "Distinct")
+    if mode_type_problem(mode, type_) is None
+]
+_SPANS = [(1, "minutes"), (10, "minutes"), (90, "minutes"), (2, "hours"), (24, "hours"), (3, "days"),
+          (400, "days")]  # fmt: skip
+_RULE_VALUES = {
+    "string": ["Water", "paid", "10", "abc", "4.0", "2026", "vip"],
+    "integer": ["5", "-3", "42", "95", "0"],
+    "double": ["2.5", "0", "42.0", "-1e3", "1e308"],
+    "utc_datetime": ["2026-11-21T11:30:00Z", "2026-11-21T13:00:00+02:00"],
+}
+
+
+def random_raw(rng: random.Random) -> object:
+    return rng.choice(_RAW)
+
+
+def random_data(rng: random.Random) -> object:
+    if rng.random() < 0.05:
+        return rng.choice([None, [1, 2], "text", 5])
+    data: dict[str, object] = {
+        k: random_raw(rng) for k in ("amount", "status", "at", "n") if rng.random() < 0.8
+    }
+    if rng.random() < 0.6:
+        order: dict[str, object] = {"total": random_raw(rng)}
+        if rng.random() < 0.7:
+            order["items"] = [{"sku": random_raw(rng)} for _ in range(rng.randint(0, 3))]
+        data["order"] = rng.choice([order, order, order, MappingProxyType(order), random_raw(rng)])
+    if rng.random() < 0.1:
+        data["order.total"] = random_raw(rng)
+    if rng.random() < 0.3:
+        data["tags"] = [random_raw(rng) for _ in range(rng.randint(0, 3))]
+    return data if rng.random() < 0.9 else MappingProxyType(data)  # a Mapping that is not a dict
+
+
+def random_rule(rng: random.Random, event: str, depth: int = 0) -> object:
+    if depth < 2 and rng.random() < 0.4:
+        args = [random_rule(rng, event, depth + 1) for _ in range(rng.randint(1, 3))]
+        return {"logic": rng.choice(["AND", "OR"]), "args": args}
+    type_ = rng.choice(list(_RULE_VALUES))
+    ops = ["EQ", "NEQ", "GT", "GTE", "LT", "LTE"] + (["HAS"] * 2 if type_ == "string" else [])
+    leaf = f"{event},{rng.choice(_PATHS)},{type_},Value {rng.choice(ops)} {rng.choice(_RULE_VALUES[type_])}"
+    return leaf if depth else {"logic": "SINGLE", "condition": leaf}
+
+
+def random_template(rng: random.Random) -> TemplateSpec:
+    attributes = []
+    for i in range(rng.randint(1, 6)):
+        type_, mode = rng.choice(_TYPES_MODES)
+        period, unit = rng.choice(_SPANS)
+        event = rng.choice(["Payment", "Refund"])
+        attributes.append(
+            {"event": event, "metaDataType": type_, "metaData": rng.choice(_PATHS), "displayName": f"a{i}",
+             "limit": rng.choice([0, 0, 1, 2, 3, 5]), "lookBackPeriod": period, "lookBackDurationType": unit,
+             "aggregationMode": mode, "rules": random_rule(rng, event) if rng.random() < 0.5 else None}
+        )  # fmt: skip
+    return TemplateSpec.model_validate({"name": "random", "attributes": attributes})
+
+
+def random_events(rng: random.Random, t: TemplateSpec) -> list[EventFact]:
+    edges = [NOW - a.lookback + d for a in t.attributes for d in (-RESOLUTION, timedelta(0), RESOLUTION)]
+    edges += [NOW, NOW + RESOLUTION, NOW - RESOLUTION]
+    times: list[datetime] = []
+    for _ in range(rng.choice([0, 1, 2, 5, 10, 30])):
+        pick = rng.random()
+        if pick < 0.25:
+            times.append(rng.choice(edges))
+        elif pick < 0.35 and times:
+            times.append(rng.choice(times))  # a tie in time
+        elif pick < 0.45:
+            times.append(NOW + timedelta(seconds=rng.uniform(0, 7200)))  # future-stamped
+        elif pick < 0.75:
+            times.append(NOW - timedelta(seconds=rng.uniform(0, 600)))
+        else:
+            times.append(NOW - timedelta(seconds=rng.uniform(0, 5 * 86400)))
+    seqs = rng.sample(range(1, 10_000), len(times))
+    types = ["Payment", "Payment", "Refund", "Other"]
+    return [
+        EventFact(seq, rng.choice(types), time, random_data(rng))
+        for seq, time in zip(seqs, times, strict=True)
+    ]
+
+
+def test_compute_agrees_with_the_reference_on_random_templates_and_events() -> None:
+    rng = random.Random(20261121)
+    for _ in range(400):
+        t = random_template(rng)
+        events = random_events(rng, t)
+        nows = [NOW, NOW + timedelta(minutes=rng.uniform(-60, 60))]
+        change = reference_compute(t, events, NOW).next_change_at
+        if change is not None:
+            nows += [change, change - RESOLUTION]  # an event leaving (or entering) the window
+        for now in nows:
+            expected = reference_compute(t, events, now)
+            actual = compute(t, events, now)
+            assert actual == expected
+            assert repr(actual) == repr(expected)  # the same types too: 1 is not 1.0, -0.0 not 0.0
+
+
+def test_stored_form_agrees_with_the_reference_on_random_values() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        t = random_template(rng)
+        values = compute(t, random_events(rng, t), NOW)
+        stored = json.loads(json.dumps(to_json(values)))
+        expected = reference_from_json(t, stored)
+        back = from_json(t, stored, NOW, values.next_change_at)
+        assert [a.result for a in back.attributes] == expected
+        assert repr([a.result for a in back.attributes]) == repr(expected)
+        assert [(a.error, a.seqs, a.window_start) for a in back.attributes] == [
+            (a.error, a.seqs, a.window_start) for a in values.attributes
+        ]
+
+
+def test_compute_follows_the_template_object_it_is_given() -> None:
+    events = [ev(1, 1, {"amount": 2}), ev(2, 2, {"amount": 3})]
+    assert compute(template({}), events, NOW).attributes[0].result.value == 5.0
+    assert compute(template({"aggregationMode": "Max"}), events, NOW).attributes[0].result.value == 3.0
+    assert compute(template({"limit": 1}), events, NOW).attributes[0].result.value == 2.0
+
+
+def test_a_rule_on_a_field_absent_from_non_object_data_only_passes_neq() -> None:
+    rules = {"logic": "OR", "args": ["Payment,a.b,string,Value NEQ x", "Payment,a,integer,Value EQ 1"]}
+    t = template({"aggregationMode": "Count", "rules": rules})
+    events = [ev(1, 1, ["not", "an", "object"]), ev(2, 2, "text"), ev(3, 3, {"a": {"b": "x"}})]
+    assert compute(t, events, NOW).attributes[0].seqs == (1, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from profiles.rules import (
     Rule,
     RuleError,
     evaluate,
+    event_filter,
     leaves,
     matches_event,
     parse_condition,
@@ -579,3 +581,62 @@ def test_parse_of_to_json_round_trips(rule: Rule) -> None:
 @given(conditions())
 def test_leaf_text_round_trips(condition: Condition) -> None:
     assert parse_condition(condition.text) == condition
+
+
+# --- event_filter: matches_event compiled once -------------------------------------------------------
+
+_FILTER_VALUES = {
+    "string": ["Closed", "10", "abc", "2.5", "vip"],
+    "integer": ["5", "-3", "0", "9223372036854775807"],
+    "double": ["2.5", "0", "-1e3", "1e308"],
+    "utc_datetime": ["2026-11-21T11:30:00Z"],
+}
+_FILTER_RAW: list[object] = [
+    None, True, 0, 5, -3, 2**63, 10, 2.5, -0.0, float("nan"), float("inf"), "Closed", "closed", "10", " 5 ",
+    "2.5", "abc", "vip,gift", "2026-11-21T11:30:00Z", ["vip", "gift"], [], [5, 6], {"x": 1},
+    datetime(2026, 11, 21, 11, 30, tzinfo=UTC),
+]  # fmt: skip
+
+
+def _random_filter(rng: random.Random, depth: int = 0) -> Rule:
+    if depth < 3 and rng.random() < 0.4:
+        children = tuple(_random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3)))
+        return AllOf(children) if rng.random() < 0.5 else AnyOf(children)
+    type_ = rng.choice(list(_FILTER_VALUES))
+    ops = ["EQ", "NEQ", "GT", "GTE", "LT", "LTE"] + (["HAS"] if type_ == "string" else [])
+    event = rng.choice(["Order", "Order", "Order", "Refund"])
+    field = rng.choice(["category", "price", "order.total", "items.0", "a.b"])
+    return leaf(f"{event},{field},{type_},Value {rng.choice(ops)} {rng.choice(_FILTER_VALUES[type_])}")
+
+
+def _random_event_data(rng: random.Random) -> dict[str, object]:
+    data: dict[str, object] = {
+        k: rng.choice(_FILTER_RAW) for k in ("category", "price") if rng.random() < 0.8
+    }
+    if rng.random() < 0.5:
+        data["order"] = {"total": rng.choice(_FILTER_RAW)}
+    if rng.random() < 0.3:
+        data["items"] = [rng.choice(_FILTER_RAW) for _ in range(rng.randint(0, 2))]
+    if rng.random() < 0.2:
+        data["a.b"] = rng.choice(_FILTER_RAW)
+    return data
+
+
+def test_event_filter_answers_as_matches_event_does() -> None:
+    rng = random.Random(1121)
+    for _ in range(500):
+        rule = _random_filter(rng)
+        compiled = event_filter(rule, "Order")
+        for _ in range(10):
+            data = _random_event_data(rng)
+            assert compiled(data) is matches_event(rule, "Order", data), (to_json(rule), data)
+
+
+def test_event_filter_refuses_a_leaf_that_is_not_value_when_it_reaches_it() -> None:
+    count = leaf("Order,price,integer,Count GT 1")
+    rule = AnyOf((leaf("Order,price,integer,Value EQ 5"), count))
+    compiled = event_filter(rule, "Order")
+    assert compiled({"price": 5}) and matches_event(rule, "Order", {"price": 5})
+    for check in (compiled, lambda data: matches_event(rule, "Order", data)):
+        with pytest.raises(ValueError, match="needs mode Value, not Count"):
+            check({"price": 4})

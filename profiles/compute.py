@@ -15,6 +15,7 @@ and each attribute reads its window off that list.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -224,6 +225,9 @@ def _error(skipped: list[str], kind: str) -> str:
     return f"{len(skipped)} event(s) skipped, {kind}: {shown}{more}"
 
 
+_NONFINITE = "nonfinite"
+
+
 def to_json(values: ProfileValues) -> list[dict[str, Any]]:
     """Stored form of the values (jsonb): typed results survive the round trip with `from_json`."""
     return [
@@ -242,6 +246,8 @@ _JSON_SCALARS: Final = frozenset({str, int, float, type(None)})
 
 
 def _plain(value: Result) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return {_NONFINITE: repr(value)}  # a Sum that overflowed: JSON (and jsonb) has no infinity
     if type(value) in _JSON_SCALARS:
         return value
     if isinstance(value, tuple):
@@ -267,6 +273,8 @@ def from_json(
             value = tuple([cast(v) for v in raw])
         elif raw is None:
             value = None
+        elif isinstance(raw, dict):
+            value = float(raw[_NONFINITE])
         elif plan.mode in ("Count", "Average"):
             value = raw
         else:

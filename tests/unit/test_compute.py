@@ -144,6 +144,17 @@ def test_stored_form_round_trips_typed_values() -> None:
     assert [a.seqs for a in back.attributes] == [a.seqs for a in values.attributes]
 
 
+def test_an_overflowed_sum_is_stored_as_json_and_read_back_infinite() -> None:
+    """JSON (and jsonb) has no infinity: the stored form spells it so PostgreSQL accepts it."""
+    t = template({}, {"aggregationMode": "Average"})
+    values = compute(t, [ev(1, 1, {"amount": 1e308}), ev(2, 2, {"amount": 1e308})], NOW)
+    assert [a.result.value for a in values.attributes] == [float("inf"), float("inf")]
+    stored = json.loads(json.dumps(to_json(values), allow_nan=False))
+    back = from_json(t, stored, values.computed_at, values.next_change_at)
+    assert [a.result for a in back.attributes] == [a.result for a in values.attributes]
+    assert back.attributes[0].jds_result == "Infinity"
+
+
 def test_migration_seeds_the_same_default_template_the_engine_creates() -> None:
     (sql,) = [sql for _, name, sql in migrations() if name == "0004_profiles.sql"]
     literal = re.search(r"'(\{\"name\":\"journey-default-template\".*?\})'::jsonb", sql)

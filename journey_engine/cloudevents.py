@@ -20,7 +20,9 @@ Rules (``null`` is the same as absent, for every attribute and extension):
 - limits: ``id``, ``type``, ``subject`` 512 characters; ``source``, ``dataschema`` 2048.
 
 ``content_hash`` is the SHA-256 of the event's canonical JSON (all non-null members as given, ``time``
-included, keys sorted, no spaces, UTF-8): same ``(source, id)`` and same hash is a retry.
+included, keys sorted, no spaces, UTF-8): same ``(source, id)`` and same hash is a retry. Hashes are stored,
+so the canonical bytes are those ``json.dumps`` writes, forever: orjson writes them, ten times faster, for
+plain JSON values only (see :func:`is_plain_json`), for which it writes the same bytes.
 
 Binary mode (HTTP binding 1.0): attributes from ``ce-*`` headers (names lower-cased, values percent-decoded
 as UTF-8); ``Content-Type`` becomes ``datacontenttype`` (a ``ce-datacontenttype`` header is ignored); the
@@ -39,6 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote
+
+import orjson
 
 from journey_engine.errors import BadRequest, Problem, UnsupportedMediaType
 from journey_engine.identities import (
@@ -63,6 +67,9 @@ _LIMITS = {"id": 512, "type": 512, "subject": 512, "source": 2048, "dataschema":
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 _ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# How deep a value may nest and still be plain JSON: well below orjson's limit (it refuses 255 levels) and
+# the interpreter's recursion limit; deeper values take the json path.
+PLAIN_DEPTH = 64
 
 
 class EventValidationError(BadRequest):
@@ -99,8 +106,51 @@ class ParsedEvent:
     content_hash: bytes = b""
 
 
+def is_plain_json(value: Any, depth: int = PLAIN_DEPTH) -> bool:
+    """Whether ``value`` is plain JSON: only ``dict`` (with ``str`` keys), ``list``, ``str``, ``int``,
+    ``bool`` and ``None``, of exactly these types, nested at most ``depth`` levels.
+
+    orjson writes a plain value as ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)`` does, byte
+    for byte (keys sorted by code point with ``OPT_SORT_KEYS``; only ``"``, ``\\`` and control characters
+    escaped, the same way), or raises (an integer beyond 64 bits, a lone surrogate). Plain leaves out where
+    the two part: floats (``1e-07`` against ``1e-7``) and the types orjson writes that json rejects or
+    writes otherwise (subclasses, enums, UUIDs, dates, dataclasses).
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth <= 0:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if (kind is dict or kind is list) and is_plain_json(item, depth - 1):
+                continue
+            return False
+        return True
+    if kind is list:
+        if depth <= 0:
+            return False
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if (kind is dict or kind is list) and is_plain_json(item, depth - 1):
+                continue
+            return False
+        return True
+    return kind is str or kind is int or kind is bool or value is None
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON of ``value``: sorted keys, no whitespace, UTF-8; NaN and Infinity rejected."""
+    if is_plain_json(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond 64 bits or a lone surrogate: json decides, as it always has
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode()
 

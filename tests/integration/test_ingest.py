@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -177,6 +178,33 @@ async def test_unknown_top_level_fields_are_kept_as_extensions(
     assert response.status == 202
     (row,) = await stored_events(db)
     assert row["extensions"] == {"previously": "+12263760000", "agentId": "a-7"}
+
+
+async def test_every_member_is_stored_as_sent_whatever_its_json(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """Numbers beyond 64 bits, floats, escapes and characters outside the BMP survive the batch's trip to
+    PostgreSQL (one JSON document per batch), in data, extensions and text attributes alike."""
+    data = {"big": 2**70, "neg": -(2**64), "f": 0.1, "tiny": 1e-7, "e": 1e16, "t": True, "n": None,
+            "u": "é\u2028😀\"\\\n", "nested": {"a": [1, 2.5, [], {}], "k": "v"}}  # fmt: skip
+    sent = event(
+        id="id-😀", source="/ivr/é", subject='quote"d', data=data, agentNote="ünï 😀", previousidentity="none"
+    )
+    response = await api_client.post(native(workspace), json=sent, headers=workspace.headers)
+    assert response.status == 202, await response.text()
+    (row,) = await stored_events(db)
+    assert row["data"] == data
+    assert (row["id"], row["source"], row["subject"], row["previous_identity"]) == (
+        "id-😀",
+        "/ivr/é",
+        'quote"d',
+        "none",
+    )
+    assert row["extensions"] == {"agentNote": "ünï 😀"}
+    assert row["time"] == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    assert (row["identity"], row["identity_raw"], row["datacontenttype"]) == (
+        "+12263762555", "+12263762555", "application/json",
+    )  # fmt: skip
 
 
 async def test_phone_identity_is_normalised_and_the_raw_value_kept(

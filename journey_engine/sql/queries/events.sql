@@ -1,14 +1,13 @@
 -- name: insert_events --
+-- $1: the batch as one JSON array of rows (events.py `_rows_json`), in the column order below.
 INSERT INTO events (
     workspace_id, id, source, specversion, type, time, identity, identity_raw, identity_type,
     previous_identity, subject, datacontenttype, dataschema, data, data_base64, extensions, content_hash
 )
-SELECT w, i, src, sv, t, tm, idn, raw, it, prev, subj, dct, ds, d::jsonb, d64, ext::jsonb, h
-FROM unnest(
-    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[],
-    $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-    $17::bytea[]
-) AS u (w, i, src, sv, t, tm, idn, raw, it, prev, subj, dct, ds, d, d64, ext, h)
+SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, r ->> 4, (r ->> 5)::timestamptz, r ->> 6, r ->> 7, r ->> 8, r ->> 9,
+       r ->> 10, r ->> 11, r ->> 12, nullif(r -> 13, 'null'), r ->> 14, nullif(r -> 15, 'null'),
+       decode(r ->> 16, 'hex')
+FROM jsonb_array_elements($1::text::jsonb) AS r
 ON CONFLICT (workspace_id, content_hash) DO NOTHING
 RETURNING workspace_id, content_hash, seq;
 

@@ -10,9 +10,11 @@ declares `cors=True`: every answer of it, errors included, carries `Access-Contr
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -104,10 +106,32 @@ def error_response(
     return web.json_response(body, status=status)
 
 
+class TrackingIds:
+    """`JE_`, 12 random hex digits drawn per process (a forked child draws its own), then a counter in hex.
+
+    Unique across processes and restarts while no two processes draw the same 48 bits, and a fifth of
+    the cost of a uuid4. The engine makes one per process.
+    """
+
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._prefix = f"JE_{secrets.token_hex(6)}"
+        self._serial = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._serial):x}"
+
+
+_new_tracking_id = TrackingIds()
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: give the request a tracking id, turn every failure into JSON, write the access line."""
-    tracking_id = request.headers.get("TrackingID", "")[:128] or f"JE_{uuid.uuid4().hex}"
+    tracking_id = request.headers.get("TrackingID", "")[:128] or _new_tracking_id()
     request[TRACKING_ID] = tracking_id
     started = time.perf_counter()
     response: web.StreamResponse
@@ -132,21 +156,27 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["TrackingID"] = tracking_id
         if getattr(request.match_info.handler, _CORS, False):
             response.headers.update(CORS_HEADERS)
-    principal = request.get(PRINCIPAL)
-    log.info(
-        "request",
-        extra={
-            "fields": {
-                "method": request.method,
-                "path": _logged_path(request),
-                "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                "trackingId": tracking_id,
-                "workspace": principal.workspace_id if principal else None,
-            }
-        },
-    )
+    if log.isEnabledFor(logging.INFO):
+        _log_access(request, response.status, started, tracking_id)
     return response
+
+
+def _log_access(request: web.Request, status: int, started: float, tracking_id: str) -> None:
+    """`log.info("request", extra={"fields": ...})`, less the caller lookup that nothing reads."""
+    principal = request.get(PRINCIPAL)
+    fields = {
+        "method": request.method,
+        "path": _logged_path(request),
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "trackingId": tracking_id,
+        "workspace": principal.workspace_id if principal else None,
+    }
+    log.handle(
+        log.makeRecord(
+            log.name, logging.INFO, __file__, 0, "request", (), None, "request_context", {"fields": fields}
+        )
+    )
 
 
 def _logged_path(request: web.Request) -> str:

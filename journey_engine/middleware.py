@@ -32,6 +32,7 @@ from journey_engine.errors import (
     Problem,
     Unauthorized,
 )
+from journey_engine.responses import json_response
 from journey_engine.workspaces import Principal
 
 log = logging.getLogger("journey_engine.access")
@@ -103,7 +104,7 @@ def error_response(
             "errors": [p.as_json() for p in problems],
             "trackingId": tracking_id,
         }
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 class TrackingIds:

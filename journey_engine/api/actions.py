@@ -34,6 +34,7 @@ from journey_engine.context import POOL
 from journey_engine.errors import BadRequest, Conflict, NotFound, Problem
 from journey_engine.feed import bad
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 from journey_engine.views import find_template
 from journey_engine.workspaces import Principal
 from profiles.catalog import TemplateRecord
@@ -80,7 +81,7 @@ def _answer(who: Principal, data: ActionRecord | list[ActionRecord], status: int
         if isinstance(data, list)
         else action_json(data, who.workspace_id, credentials=show)
     )
-    return web.json_response({"meta": {"organizationId": who.workspace_id}, "data": rendered}, status=status)
+    return json_response({"meta": {"organizationId": who.workspace_id}, "data": rendered}, status=status)
 
 
 def _problems(exc: ValidationError) -> list[Problem]:
@@ -222,7 +223,7 @@ async def delete_action(request: web.Request) -> web.Response:
         record = await _action_of(conn, who.workspace_id, template, action_id)
         if not await catalog.delete(conn, who.workspace_id, template.template_id, action_id):
             raise _missing(action_id)
-    return web.json_response(action_json(record, who.workspace_id, credentials=True))
+    return json_response(action_json(record, who.workspace_id, credentials=True))
 
 
 def _page(records: list[ActionRecord], query: MultiMapping[str]) -> list[ActionRecord]:

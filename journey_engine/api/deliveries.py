@@ -27,6 +27,7 @@ from journey_engine.context import POOL
 from journey_engine.errors import Conflict, NotFound, Problem
 from journey_engine.feed import bad
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -100,7 +101,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
             conn, action_id=action.action_id, workspace_id=principal(request).workspace_id,
             status=status, limit=limit, after=cursor,
         )  # fmt: skip
-    return web.json_response(
+    return json_response(
         {"data": [delivery_json(d) for d in page], "next": following.encode() if following else None}
     )
 
@@ -118,7 +119,7 @@ async def redeliver(request: web.Request) -> web.Response:
         except DeliveryBusy as exc:
             reason = f"the delivery is {exc.status}; only a delivered or dead delivery can be redelivered"
             raise Conflict(reason, [Problem("status", reason)]) from None
-    return web.json_response({"webhookId": delivery_id, "status": "pending"}, status=202)
+    return json_response({"webhookId": delivery_id, "status": "pending"}, status=202)
 
 
 @routes.post(PATH + "/deliveries/redeliver-dead")
@@ -127,7 +128,7 @@ async def redeliver_dead(request: web.Request) -> web.Response:
     action = await _action(request)
     async with request.app[POOL].acquire() as conn:
         count = await outbox.redeliver_dead(conn, principal(request).workspace_id, action.action_id)
-    return web.json_response({"redelivered": count}, status=202)
+    return json_response({"redelivered": count}, status=202)
 
 
 @routes.get(PATH + "/triggers")
@@ -136,7 +137,7 @@ async def list_triggers(request: web.Request) -> web.Response:
     action = await _action(request)
     async with request.app[POOL].acquire() as conn:
         states = await outbox.trigger_states(conn, principal(request).workspace_id, action)
-    return web.json_response({"data": [trigger_json(s) for s in states]})
+    return json_response({"data": [trigger_json(s) for s in states]})
 
 
 async def _set_paused(request: web.Request, paused: bool) -> web.Response:
@@ -149,7 +150,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
         state = await outbox.set_trigger_paused(
             conn, principal(request).workspace_id, action, int(text), paused
         )
-    return web.json_response(trigger_json(state))
+    return json_response(trigger_json(state))
 
 
 @routes.post(PATH + "/triggers/{index}/pause")
@@ -168,7 +169,7 @@ async def resume_trigger(request: web.Request) -> web.Response:
 @access("admin")
 async def list_secrets(request: web.Request) -> web.Response:
     action = await _action(request)
-    return web.json_response({"secrets": list(action.secrets)}, headers=_NO_STORE)
+    return json_response({"secrets": list(action.secrets)}, headers=_NO_STORE)
 
 
 @routes.post(PATH + "/secrets/rotate")
@@ -179,4 +180,4 @@ async def rotate_secret(request: web.Request) -> web.Response:
         secrets = await catalog.rotate_secret(conn, principal(request).workspace_id, action.action_id)
     if secrets is None:  # deleted meanwhile
         raise NotFound(f"action '{action.action_id}' not found")
-    return web.json_response({"secret": secrets[0], "secrets": list(secrets)}, headers=_NO_STORE)
+    return json_response({"secret": secrets[0], "secrets": list(secrets)}, headers=_NO_STORE)

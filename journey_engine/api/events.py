@@ -25,6 +25,7 @@ from journey_engine.context import POOL, SETTINGS
 from journey_engine.errors import NotFound
 from journey_engine.feed import Cursor, Filters, bad
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -80,7 +81,7 @@ async def jds_events(request: web.Request) -> web.Response:
     if "identity" in query:
         meta["identity"] = query["identity"]
     meta["resultCount"] = len(rows)
-    return web.json_response({"meta": meta, "data": [feed.cloudevent(row) for row in rows]})
+    return json_response({"meta": meta, "data": [feed.cloudevent(row) for row in rows]})
 
 
 @routes.get("/v1/workspaces/{workspace_id}/events")
@@ -97,6 +98,6 @@ async def list_events(request: web.Request) -> web.Response:
         rows, following = await feed.fetch_after(
             conn, principal(request).workspace_id, filters, cursor=cursor, descending=descending, limit=limit
         )
-    return web.json_response(
+    return json_response(
         {"data": [feed.native_event(row) for row in rows], "next": following.encode() if following else None}
     )

@@ -9,6 +9,7 @@ from aiohttp import web
 from journey_engine.context import POOL
 from journey_engine.db import schema_version
 from journey_engine.middleware import access
+from journey_engine.responses import json_response
 from journey_engine.sql import LATEST_VERSION
 
 routes = web.RouteTableDef()
@@ -18,7 +19,7 @@ routes = web.RouteTableDef()
 @access(None)
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and serving HTTP."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
@@ -30,8 +31,8 @@ async def readyz(request: web.Request) -> web.Response:
             async with request.app[POOL].acquire() as conn:
                 version = await schema_version(conn)
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return web.json_response({"status": "unavailable", "reason": f"database: {exc}"}, status=503)
+        return json_response({"status": "unavailable", "reason": f"database: {exc}"}, status=503)
     if version != LATEST_VERSION:
         reason = f"schema version {version}, expected {LATEST_VERSION}: run 'journey-engine migrate'"
-        return web.json_response({"status": "unavailable", "reason": reason}, status=503)
-    return web.json_response({"status": "ready", "schemaVersion": version})
+        return json_response({"status": "unavailable", "reason": reason}, status=503)
+    return json_response({"status": "ready", "schemaVersion": version})

@@ -33,6 +33,7 @@ from journey_engine.context import BATCHER, POOL, SETTINGS
 from journey_engine.errors import NotFound
 from journey_engine.events import EventRow
 from journey_engine.middleware import PRINCIPAL, access, principal
+from journey_engine.responses import json_response
 from journey_engine.workspaces import Principal
 
 routes = web.RouteTableDef()
@@ -71,7 +72,7 @@ async def get_user_data(request: web.Request) -> web.Response:
             email=_param(request, "email"),
             region=request.app[SETTINGS].phone_region,
         )
-    return web.json_response({"username": username})
+    return json_response({"username": username})
 
 
 @routes.route("OPTIONS", "/rch/{token}/getuserdata")
@@ -89,7 +90,7 @@ async def get_history(request: web.Request) -> web.Response:
         raise history.bad("username", "required query parameter")
     async with request.app[POOL].acquire() as conn:
         entries = await history.read(conn, workspace_id, username)
-    return web.json_response(entries)
+    return json_response(entries)
 
 
 @routes.post("/rch/{token}/history")
@@ -103,7 +104,7 @@ async def post_history(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire() as conn:
             await history.check_parent(conn, workspace_id, parent, event.identity_normalised)
     (stored,) = await request.app[BATCHER].submit([EventRow(workspace_id, event, datetime.now(UTC))])
-    return web.json_response({"id": str(stored.seq)})
+    return json_response({"id": str(stored.seq)})
 
 
 class ResetBody(BaseModel):
@@ -122,7 +123,7 @@ async def delete_history(request: web.Request) -> web.Response:
     body = parse_model(ResetBody, given)
     async with request.app[POOL].acquire() as conn:
         erased = await history.erase(conn, workspace_id, body.username)
-    return web.json_response({"username": body.username, "deleted": erased})
+    return json_response({"username": body.username, "deleted": erased})
 
 
 @routes.route("OPTIONS", "/rch/{token}/history")
@@ -179,7 +180,7 @@ async def create_token(request: web.Request) -> web.Response:
     body = parse_model(TokenRequest, given)
     async with request.app[POOL].acquire() as conn:
         made = await history.create_token(conn, principal(request).workspace_id, body.name)
-    return web.json_response(
+    return json_response(
         {
             "tokenId": made.token_id,
             "name": made.name,
@@ -196,7 +197,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await history.list_tokens(conn, principal(request).workspace_id)
-    return web.json_response({"data": [_token_json(row) for row in rows]})
+    return json_response({"data": [_token_json(row) for row in rows]})
 
 
 @routes.delete("/v1/workspaces/{workspace_id}/history-tokens/{token_id}")
@@ -205,4 +206,4 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
     async with request.app[POOL].acquire() as conn:
         await history.revoke_token(conn, token_id, principal(request).workspace_id)
-    return web.json_response({"tokenId": token_id, "revoked": True})
+    return json_response({"tokenId": token_id, "revoked": True})

@@ -14,6 +14,7 @@ from journey_engine.context import BATCHER, SETTINGS
 from journey_engine.errors import BadRequest, Problem
 from journey_engine.events import EventRow, Stored
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -40,7 +41,7 @@ async def jds_publish(request: web.Request) -> web.Response:
     if not workspace_id:
         raise BadRequest("workspaceId is required", [Problem("workspaceId", "required query parameter")])
     await _ingest(request, workspace_id)
-    return web.json_response(
+    return json_response(
         {
             "meta": {"organizationId": workspace_id, "workspaceId": workspace_id},
             "data": {"message": "Accepted for processing"},
@@ -54,7 +55,7 @@ async def jds_publish(request: web.Request) -> web.Response:
 async def post_events(request: web.Request) -> web.Response:
     rows, stored = await _ingest(request, principal(request).workspace_id)
     duplicates = sum(s.duplicate for s in stored)
-    return web.json_response(
+    return json_response(
         {
             "accepted": len(stored) - duplicates,
             "duplicates": duplicates,

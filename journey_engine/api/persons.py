@@ -32,6 +32,7 @@ from journey_engine.identity import Actor
 from journey_engine.middleware import access, principal
 from journey_engine.person_changes import Edit, Named, edit, typed_aliases
 from journey_engine.persons import Person
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -89,7 +90,7 @@ class AliasList(RootModel[list[str]]):
 
 
 def _envelope(request: web.Request, data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"meta": {"organizationId": principal(request).workspace_id}, "data": data}, status=status
     )
 

@@ -28,6 +28,7 @@ from journey_engine.identity import Actor
 from journey_engine.middleware import access, principal
 from journey_engine.person_changes import Edit, edit
 from journey_engine.persons import Person
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -60,7 +61,7 @@ async def _find(request: web.Request) -> Person:
 @routes.get(PATH)
 @access("read")
 async def get_person(request: web.Request) -> web.Response:
-    return web.json_response((await _find(request)).native())
+    return json_response((await _find(request)).native())
 
 
 @routes.post(PATH + "/unmerge")
@@ -80,7 +81,7 @@ async def unmerge(request: web.Request) -> web.Response:
 
     who = principal(request)
     person = await edit(request.app[POOL], who.workspace_id, Actor(key_id=who.key_id), work)
-    return web.json_response(person.native(), status=201)
+    return json_response(person.native(), status=201)
 
 
 @routes.get(PATH + "/history")
@@ -91,7 +92,7 @@ async def history(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         ids = [person.person_id, *await persons.merged_into(conn, workspace_id, person.person_id)]
         changes = await persons.history(conn, workspace_id, ids)
-    return web.json_response({"personId": person.person_id, "mergedIds": ids[1:], "data": changes})
+    return json_response({"personId": person.person_id, "mergedIds": ids[1:], "data": changes})
 
 
 @routes.get(PATH + "/export")
@@ -103,7 +104,7 @@ async def export(request: web.Request) -> web.Response:
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
         subject = await privacy.subject(conn, workspace_id, request.match_info["person"], _region(request))
-        return web.json_response(await privacy.export(conn, subject))
+        return json_response(await privacy.export(conn, subject))
 
 
 @routes.delete(PATH)
@@ -119,7 +120,7 @@ async def erase(request: web.Request) -> web.Response:
 
     who = principal(request)
     subject, erased = await edit(request.app[POOL], who.workspace_id, Actor(key_id=who.key_id), work)
-    return web.json_response(
+    return json_response(
         {
             "personId": subject.person_ids[0] if subject.person_ids else None,
             "aliases": list(subject.aliases),

@@ -13,6 +13,7 @@ from aiohttp import web
 from journey_engine import views
 from journey_engine.context import POOL, SETTINGS
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 # The newest firings a JDS view lists in systemMetdata.journeyActionTriggerHistories.
@@ -32,7 +33,7 @@ async def _jds(request: web.Request, *, by_identity: bool, by_name: bool) -> web
             conn, workspace_id, info["template"], who, by_name=by_name, region=region, firings=FIRING_HISTORY
         )
         events = await views.verbose_events(conn, workspace_id, view)
-    return web.json_response(views.jds_view(view, workspace_id, search, events, firings))
+    return json_response(views.jds_view(view, workspace_id, search, events, firings))
 
 
 @routes.get(JDS_BASE + "/person-id/{person_id}/template-id/{template}")
@@ -70,4 +71,4 @@ async def native_view(request: web.Request) -> web.Response:
             conn, workspace_id, request.match_info["template"], views.Who(person_id=key, identity=key),
             region=region,
         )  # fmt: skip
-    return web.json_response(views.native_view(view))
+    return json_response(views.native_view(view))

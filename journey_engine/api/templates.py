@@ -28,6 +28,7 @@ from journey_engine.context import POOL
 from journey_engine.errors import BadRequest, Conflict, NotFound, Problem
 from journey_engine.feed import bad
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 from journey_engine.rsql import FieldKind, RsqlError, compile_filter, parse
 from journey_engine.views import find_template
 from profiles import catalog
@@ -71,7 +72,7 @@ def template_json(record: TemplateRecord, workspace_id: str) -> dict[str, Any]:
 
 
 def _envelope(workspace_id: str, data: object, status: int = 200) -> web.Response:
-    return web.json_response({"meta": {"organizationId": workspace_id}, "data": data}, status=status)
+    return json_response({"meta": {"organizationId": workspace_id}, "data": data}, status=status)
 
 
 async def _read_spec(request: web.Request) -> TemplateSpec:
@@ -146,7 +147,7 @@ async def delete_template(request: web.Request) -> web.Response:
         found = await find_template(conn, workspace_id, key)
         if not await catalog.delete(conn, workspace_id, found.template_id):
             raise NotFound(f"template '{key[:128]}' not found")
-    return web.json_response(template_json(found, workspace_id))
+    return json_response(template_json(found, workspace_id))
 
 
 @routes.get(BASE)

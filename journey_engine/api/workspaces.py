@@ -11,6 +11,7 @@ from journey_engine import workspaces
 from journey_engine.api.bodies import read_model
 from journey_engine.context import KEY_VERIFIER, POOL
 from journey_engine.middleware import access, principal
+from journey_engine.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -37,7 +38,7 @@ def _key_json(row: dict[str, Any]) -> dict[str, Any]:
 async def get_workspace(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         found = await workspaces.find_workspace(conn, principal(request).workspace_id)
-    return web.json_response(found.as_json())
+    return json_response(found.as_json())
 
 
 @routes.get("/v1/workspaces/{workspace_id}/keys")
@@ -45,7 +46,7 @@ async def get_workspace(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await workspaces.list_keys(conn, principal(request).workspace_id)
-    return web.json_response({"data": [_key_json(row) for row in rows]})
+    return json_response({"data": [_key_json(row) for row in rows]})
 
 
 @routes.post("/v1/workspaces/{workspace_id}/keys")
@@ -54,7 +55,7 @@ async def create_key(request: web.Request) -> web.Response:
     body = await read_model(request, KeyRequest)
     async with request.app[POOL].acquire() as conn:
         key = await workspaces.create_key(conn, principal(request).workspace_id, body.scopes, body.name)
-    return web.json_response(
+    return json_response(
         {"keyId": key.key_id, "scopes": list(key.scopes), "token": key.token, "name": body.name}, status=201
     )
 
@@ -66,7 +67,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         await workspaces.revoke_key(conn, key_id, principal(request).workspace_id)
     request.app[KEY_VERIFIER].forget_all()
-    return web.json_response({"keyId": key_id, "revoked": True})
+    return json_response({"keyId": key_id, "revoked": True})
 
 
 def _jds_workspace(found: workspaces.Workspace) -> dict[str, Any]:
@@ -79,9 +80,7 @@ async def jds_list_workspaces(request: web.Request) -> web.Response:
     """A key sees exactly one workspace: its own."""
     async with request.app[POOL].acquire() as conn:
         found = await workspaces.find_workspace(conn, principal(request).workspace_id)
-    return web.json_response(
-        {"meta": {"organizationId": found.workspace_id}, "data": [_jds_workspace(found)]}
-    )
+    return json_response({"meta": {"organizationId": found.workspace_id}, "data": [_jds_workspace(found)]})
 
 
 @routes.get("/admin/v1/api/workspace/workspace-id/{workspace_id}")
@@ -89,4 +88,4 @@ async def jds_list_workspaces(request: web.Request) -> web.Response:
 async def jds_get_workspace(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         found = await workspaces.find_workspace(conn, principal(request).workspace_id)
-    return web.json_response({"meta": {"organizationId": found.workspace_id}, "data": _jds_workspace(found)})
+    return json_response({"meta": {"organizationId": found.workspace_id}, "data": _jds_workspace(found)})

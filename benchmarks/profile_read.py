@@ -7,7 +7,7 @@ Load (not measured): a fresh database gets 100,000 persons with one email alias 
 created with `profiles.catalog.create`, which marks the 100k persons due: with `--compute sweeper`
 (default) the engine's own decay sweeper computes the values (timed: the sweeper's throughput on a
 new template), with `--compute refresh` this script calls `profiles.store.refresh` in chunks of 500.
-ANALYZE again.
+VACUUM (ANALYZE), so no autovacuum of the loaded rows runs during the measurements.
 
 Measured, through one open-loop client process at a fixed rate (openloop.py: wrk2-style, latency from
 each request's intended send time), each after a warm-up at the same rate:
@@ -240,7 +240,7 @@ async def main(args: argparse.Namespace) -> int:
                     f" postgres {compute_cpu.cores('postgres'):.2f})",
                     flush=True,
                 )
-                await harness.analyze(dsn)
+                await harness.vacuum(dsn)
                 sample = await check_answer(servers.url, workspace_id, token)
                 view_path = (
                     f"/v1/api/progressive-profile-view/workspace-id/{workspace_id}/identity/"

@@ -92,6 +92,8 @@ class _AttributePlan:
     type: MetaDataType
     kind: str
     """How a skipped value is described: "amount is not integer"."""
+    verbose: bool
+    """Whether its events are shown (JDS `journeyEvents`): only then are their seqs stored."""
 
     @classmethod
     def of(cls, attribute: AttributeSpec) -> _AttributePlan:
@@ -108,6 +110,7 @@ class _AttributePlan:
             mode=attribute.aggregationMode,
             type=attribute.metaDataType,
             kind=f"{attribute.metaData} is not {attribute.metaDataType}",
+            verbose=attribute.verbose,
         )
 
 
@@ -228,17 +231,15 @@ def _error(skipped: list[str], kind: str) -> str:
 _NONFINITE = "nonfinite"
 
 
-def to_json(values: ProfileValues) -> list[dict[str, Any]]:
-    """Stored form of the values (jsonb): typed results survive the round trip with `from_json`."""
+def to_json(template: TemplateSpec, values: ProfileValues) -> list[dict[str, Any]]:
+    """Stored form of the values (jsonb): typed results survive the round trip with `from_json`. The
+    events' seqs are kept only for verbose attributes (no one reads the others'); the window is
+    `computed_at` minus the lookback, so it is not stored either."""
     return [
-        {
-            "value": _plain(v.result.value),
-            "events": v.result.events,
-            "error": v.error,
-            "seqs": list(v.seqs),
-            "start": v.window_start.isoformat(),
-        }
-        for v in values.attributes
+        {"value": _plain(v.result.value), "events": v.result.events, "error": v.error, "seqs": list(v.seqs)}
+        if plan.verbose
+        else {"value": _plain(v.result.value), "events": v.result.events, "error": v.error}
+        for plan, v in zip(_plan(template).attributes, values.attributes, strict=True)
     ]
 
 
@@ -263,7 +264,8 @@ def from_json(
     computed_at: datetime,
     next_change_at: datetime | None,
 ) -> ProfileValues:
-    """Values read back from storage, typed again by the template (which must be the one they came from)."""
+    """Values read back from storage, typed again by the template (which must be the one they came from).
+    Seqs not stored (attributes not verbose) read back empty."""
     attributes = []
     for plan, row in zip(_plan(template).attributes, stored, strict=True):
         raw = row["value"]
@@ -283,8 +285,8 @@ def from_json(
             AttributeValue(
                 result=AggregateResult(plan.mode, plan.type, value, row["events"]),
                 error=row["error"],
-                seqs=tuple(row["seqs"]),
-                window_start=datetime.fromisoformat(row["start"]),
+                seqs=tuple(row.get("seqs", ())),
+                window_start=computed_at - plan.span,
                 window_end=computed_at,
             )
         )

@@ -132,16 +132,19 @@ def test_nested_fields_are_reached_by_dotted_paths() -> None:
 def test_stored_form_round_trips_typed_values() -> None:
     t = template(
         {},
-        {"aggregationMode": "Max", "metaDataType": "utc_datetime", "metaData": "at"},
+        {"aggregationMode": "Max", "metaDataType": "utc_datetime", "metaData": "at", "verbose": True},
         {"aggregationMode": "Distinct", "metaDataType": "integer", "metaData": "n"},
-        {"aggregationMode": "Average", "metaDataType": "integer", "metaData": "n"},
+        {"aggregationMode": "Average", "metaDataType": "integer", "metaData": "n", "lookBackPeriod": 3},
     )
     events = [ev(1, 1, {"amount": 1.5, "at": "2026-11-20T10:00:00Z", "n": 2}), ev(2, 2, {"n": 3})]
     values = compute(t, events, NOW)
-    stored = json.loads(json.dumps(to_json(values)))
+    stored = json.loads(json.dumps(to_json(t, values)))
     back = from_json(t, stored, values.computed_at, values.next_change_at)
     assert [a.result for a in back.attributes] == [a.result for a in values.attributes]
-    assert [a.seqs for a in back.attributes] == [a.seqs for a in values.attributes]
+    assert [a.seqs for a in back.attributes] == [(), (1, 2), (), ()]  # only a verbose attribute's
+    assert [a.window_start for a in back.attributes] == [a.window_start for a in values.attributes]
+    assert back.attributes[3].window_start == NOW - timedelta(minutes=3)
+    assert "seqs" not in stored[0] and "start" not in stored[0]
 
 
 def test_an_overflowed_sum_is_stored_as_json_and_read_back_infinite() -> None:
@@ -149,7 +152,7 @@ def test_an_overflowed_sum_is_stored_as_json_and_read_back_infinite() -> None:
     t = template({}, {"aggregationMode": "Average"})
     values = compute(t, [ev(1, 1, {"amount": 1e308}), ev(2, 2, {"amount": 1e308})], NOW)
     assert [a.result.value for a in values.attributes] == [float("inf"), float("inf")]
-    stored = json.loads(json.dumps(to_json(values), allow_nan=False))
+    stored = json.loads(json.dumps(to_json(t, values), allow_nan=False))
     back = from_json(t, stored, values.computed_at, values.next_change_at)
     assert [a.result for a in back.attributes] == [a.result for a in values.attributes]
     assert back.attributes[0].jds_result == "Infinity"
@@ -340,13 +343,14 @@ def test_stored_form_agrees_with_the_reference_on_random_values() -> None:
     for _ in range(300):
         t = random_template(rng)
         values = compute(t, random_events(rng, t), NOW)
-        stored = json.loads(json.dumps(to_json(values)))
+        stored = json.loads(json.dumps(to_json(t, values)))
         expected = reference_from_json(t, stored)
         back = from_json(t, stored, NOW, values.next_change_at)
         assert [a.result for a in back.attributes] == expected
         assert repr([a.result for a in back.attributes]) == repr(expected)
         assert [(a.error, a.seqs, a.window_start) for a in back.attributes] == [
-            (a.error, a.seqs, a.window_start) for a in values.attributes
+            (a.error, a.seqs if spec.verbose else (), a.window_start)
+            for spec, a in zip(t.attributes, values.attributes, strict=True)
         ]
 
 

@@ -38,7 +38,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     write = IngestPipeline(settings.phone_region)
-    batcher = Batcher(app[POOL], write, max_pending=settings.ingest_max_pending)
+    batcher = Batcher(
+        app[POOL], write, max_in_flight=settings.ingest_writers, max_pending=settings.ingest_max_pending
+    )
     app[BACKGROUND].append(batcher.start())
     app[BATCHER] = batcher
     try:

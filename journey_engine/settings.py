@@ -46,6 +46,7 @@ class Settings(BaseModel):
     webhook_concurrency: int = Field(default=64, ge=1, le=1000)
     sweep_interval: float = Field(default=0.25, gt=0, le=60)
     ingest_max_pending: int = Field(default=20_000, ge=1, le=1_000_000)
+    ingest_writers: int = Field(default=1, ge=1, le=16)
     phone_region: str = Field(default="US", min_length=2, max_length=2)
     shutdown_timeout: float = Field(default=10.0, gt=0, le=300)
 

@@ -53,8 +53,14 @@ JOIN events e ON e.workspace_id = a.workspace_id AND e.identity = a.alias
 WHERE a.workspace_id = $1 AND a.person_id = ANY($2::text[]) AND e.type = ANY($3::text[]) AND e.time >= $4;
 
 -- name: stored_values --
-SELECT template_id, person_id, vals, computed_at, next_change_at, template_version FROM profile_values
-WHERE workspace_id = $1 AND person_id = ANY($2::text[]) AND template_id = ANY($3::text[]);
+-- A join, not `person_id = ANY($2)`: when the plan was cached while the table was nearly empty (a new
+-- template, a fresh install) and it has since grown, a scan filtering on a 500-element array compares
+-- every row with every element (seconds per call); a join is a hash join then, and index lookups once
+-- ANALYZE has seen the table.
+SELECT v.template_id, v.person_id, v.vals, v.computed_at, v.next_change_at, v.template_version
+FROM unnest($2::text[]) AS p (person_id)
+JOIN profile_values v ON v.workspace_id = $1 AND v.person_id = p.person_id
+WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
 -- A computation that used an older definition of the template than the stored row's leaves it alone.

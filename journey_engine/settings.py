@@ -46,7 +46,7 @@ class Settings(BaseModel):
     webhook_concurrency: int = Field(default=64, ge=1, le=1000)
     sweep_interval: float = Field(default=0.25, gt=0, le=60)
     ingest_max_pending: int = Field(default=20_000, ge=1, le=1_000_000)
-    ingest_writers: int = Field(default=1, ge=1, le=16)
+    ingest_writers: int = Field(default=3, ge=1, le=16)
     phone_region: str = Field(default="US", min_length=2, max_length=2)
     shutdown_timeout: float = Field(default=10.0, gt=0, le=300)
 
@@ -117,6 +117,10 @@ class Settings(BaseModel):
             raise SettingsError("; ".join(problems)) from None
         if settings.pool_min_size > settings.pool_max_size:
             raise SettingsError("JOURNEY_POOL_MIN_SIZE: must not exceed JOURNEY_POOL_MAX_SIZE")
+        if settings.ingest_writers >= settings.pool_max_size:
+            raise SettingsError(
+                "JOURNEY_INGEST_WRITERS: must be less than JOURNEY_POOL_MAX_SIZE (reads need connections too)"
+            )
         return settings
 
 

@@ -44,6 +44,8 @@ def test_empty_variable_means_default() -> None:
         ({"JOURNEY_PHONE_REGION": "XX"}, "JOURNEY_PHONE_REGION"),
         ({"JOURNEY_MAX_BODY_BYTES": "10"}, "JOURNEY_MAX_BODY_BYTES"),
         ({"JOURNEY_POOL_MIN_SIZE": "20", "JOURNEY_POOL_MAX_SIZE": "5"}, "JOURNEY_POOL_MIN_SIZE"),
+        ({"JOURNEY_INGEST_WRITERS": "0"}, "JOURNEY_INGEST_WRITERS"),
+        ({"JOURNEY_INGEST_WRITERS": "4", "JOURNEY_POOL_MAX_SIZE": "4"}, "JOURNEY_INGEST_WRITERS"),
     ],
 )
 def test_bad_setting_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:

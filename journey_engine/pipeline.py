@@ -40,24 +40,29 @@ class IngestPipeline:
             conn, rows, stored, default_region=self._region, owners=any(templates.values())
         )
         now = datetime.now(UTC)
-        newest: dict[str, dict[str, int]] = defaultdict(dict)  # the newest new event of each person
+        newest: dict[str, dict[str, int]] = defaultdict(dict)  # the newest new event under each alias
         types: dict[str, set[str]] = defaultdict(set)
         for row, result in zip(rows, stored, strict=True):
-            workspace_id = row.workspace_id
+            workspace_id, alias = row.workspace_id, row.event.identity_normalised
             if result.duplicate or not templates[workspace_id]:
                 continue
-            person = resolution.owners[(workspace_id, row.event.identity_normalised)]
-            persons = newest[workspace_id]
-            persons[person] = max(persons.get(person, 0), result.seq)
+            seqs = newest[workspace_id]
+            seqs[alias] = max(seqs.get(alias, 0), result.seq)
             types[workspace_id].add(row.event.type)
-        for workspace_id, persons in newest.items():
+        for workspace_id in sorted(newest):
             fed = [t for t in templates[workspace_id] if t.event_types & types[workspace_id]]
             if not fed:
                 continue
+            seqs = newest[workspace_id]
+            owners = {alias: resolution.owners[(workspace_id, alias)] for alias in seqs}
+            owners = await lock_owners(conn, workspace_id, owners)
+            persons: dict[str, int] = {}  # the newest new event of each person
+            for alias, seq in seqs.items():
+                persons[owners[alias]] = max(persons.get(owners[alias], 0), seq)
             actions = await firing.active_actions(conn, workspace_id, [t.template_id for t in fed])
             changes = await store.refresh(
                 conn, workspace_id, list(persons), now, templates=fed,
-                before=firing.need_values_before(actions),
+                before=firing.need_values_before(actions), locked=True,
             )  # fmt: skip
             if actions:
                 await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)
@@ -67,6 +72,21 @@ class IngestPipeline:
         for workspace_id, merged in by_workspace.items():
             await on_persons_changed(conn, workspace_id, merged)
         return stored
+
+
+async def lock_owners(conn: asyncpg.Connection, workspace_id: str, owners: dict[str, str]) -> dict[str, str]:
+    """Lock the persons owning the aliases ({alias: person} as this transaction last saw it), then read
+    the owners again: a merge or unmerge by another transaction may have moved an alias meanwhile (it
+    locks the persons it changes, so after our locks the aliases of locked persons stay put). A new
+    owner is locked too, until every owner read after the locks is locked. {alias: person} as it stands."""
+    locked: set[str] = set()
+    while True:
+        wanted = set(owners.values()) - locked
+        if not wanted:
+            return owners
+        await store.lock_persons(conn, workspace_id, wanted)
+        locked |= wanted
+        owners = await identity.persons_of(conn, workspace_id, sorted(owners))
 
 
 async def on_persons_changed(

@@ -83,19 +83,24 @@ async def refresh(
     event_types: Collection[str] | None = None,
     templates: Sequence[StoredTemplate] | None = None,
     before: bool = True,
+    locked: bool = False,
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
     (or `templates`, or all). Persons merged away lose their rows. Returns what was computed, with the
-    values before unless `before` is False (then every `Change.before` is None: nothing needs them)."""
+    values before unless `before` is False (then every `Change.before` is None: nothing needs them).
+    `locked`: the caller holds the persons' locks (`lock_persons`) and they are all current persons."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
         return []  # no template: no values, not even of persons merged away
-    locked = await conn.fetch(QUERIES["lock_profile_persons"], workspace_id, sorted(person_ids))
-    retired = [r["person_id"] for r in locked if r["merged_into"] is not None]
-    if retired:
-        await conn.execute(QUERIES["delete_person_values"], workspace_id, retired)
-    live = [r["person_id"] for r in locked if r["merged_into"] is None]
+    if locked:
+        live = sorted(person_ids)
+    else:
+        merged_into = await lock_persons(conn, workspace_id, person_ids)
+        retired = [p for p, into in merged_into.items() if into is not None]
+        if retired:
+            await conn.execute(QUERIES["delete_person_values"], workspace_id, retired)
+        live = [p for p, into in merged_into.items() if into is None]
     if not live:
         return []
     events = await _events(conn, workspace_id, live, templates, now)
@@ -127,6 +132,16 @@ def _dumps(stored: list[dict[str, Any]]) -> str:
         return orjson.dumps(stored).decode()
     except orjson.JSONEncodeError:
         return json.dumps(stored, separators=(",", ":"), allow_nan=False)
+
+
+async def lock_persons(
+    conn: asyncpg.Connection, workspace_id: str, person_ids: Collection[str]
+) -> dict[str, str | None]:
+    """Lock the persons (sorted) for a profile computation: {person: the person it was merged into, or
+    None}. The next statement sees every event committed for them and no merge or unmerge can move
+    their aliases until the transaction ends."""
+    rows = await conn.fetch(QUERIES["lock_profile_persons"], workspace_id, sorted(person_ids))
+    return {r["person_id"]: r["merged_into"] for r in rows}
 
 
 async def compute_now(

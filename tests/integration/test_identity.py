@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from journey_engine import identity
+from journey_engine.db import connect
+from journey_engine.pipeline import lock_owners
 from tests.helpers import WorkspaceKey
 
 Client = TestClient  # type: ignore[type-arg]
@@ -199,3 +202,26 @@ async def test_concurrent_links_and_merges_lose_no_alias(
     assert len(set(aliases.values())) == 1
     live = await db.fetch("SELECT person_id FROM persons WHERE merged_into IS NULL")
     assert [r["person_id"] for r in live] == [aliases["hub@example.com"]]
+
+
+async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_moved_its_alias_to(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    """A batch read that 'visitor-a' belongs to A; before it locked A, another transaction merged A into
+    B and committed. Locking must end on B (A's aliases, and the batch's event, are B's now)."""
+    await post(api_client, workspace, event("visitor-a", "temporaryId"), event("visitor-b", "temporaryId"))
+    known = await owners(db)
+    a, b = known["visitor-a"], known["visitor-b"]
+    batch = await connect(database)
+    try:
+        async with batch.transaction():
+            await batch.fetchval("SELECT 1")  # the batch's transaction has begun
+            async with db.transaction():
+                await identity.merge(db, workspace.workspace_id, b, [a], identity.Actor())
+            current = await lock_owners(batch, workspace.workspace_id, {"visitor-a": a})
+            assert current == {"visitor-a": b}
+            with pytest.raises(asyncpg.LockNotAvailableError):  # the batch holds B
+                async with db.transaction():
+                    await db.execute("SELECT 1 FROM persons WHERE person_id = $1 FOR NO KEY UPDATE NOWAIT", b)
+    finally:
+        await batch.close()

@@ -126,6 +126,9 @@ class Batcher:
                 _resolve(request, stored)
         except asyncpg.DataError as exc:
             _fail(batch, _bad_data(exc))
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            log.warning("ingest batch met a deadlock %d times; its requests are told to retry", _ATTEMPTS)
+            _fail(batch, Overloaded("Concurrent writes to the same persons collided; retry", retry_after=1))
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             log.warning("ingest write failed: %s", exc)
             _fail(batch, Overloaded("The database is unavailable; retry later", retry_after=2))

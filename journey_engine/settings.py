@@ -117,10 +117,13 @@ class Settings(BaseModel):
             raise SettingsError("; ".join(problems)) from None
         if settings.pool_min_size > settings.pool_max_size:
             raise SettingsError("JOURNEY_POOL_MIN_SIZE: must not exceed JOURNEY_POOL_MAX_SIZE")
-        if settings.ingest_writers >= settings.pool_max_size:
-            raise SettingsError(
-                "JOURNEY_INGEST_WRITERS: must be less than JOURNEY_POOL_MAX_SIZE (reads need connections too)"
-            )
+        if settings.ingest_writers >= settings.pool_max_size and settings.ingest_writers > 1:
+            if "ingest_writers" in values:
+                raise SettingsError(
+                    "JOURNEY_INGEST_WRITERS: must be less than JOURNEY_POOL_MAX_SIZE (reads need connections)"
+                )
+            # The default fits a small pool: leave reads a connection.
+            settings = settings.model_copy(update={"ingest_writers": max(1, settings.pool_max_size - 1)})
         return settings
 
 

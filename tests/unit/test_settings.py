@@ -54,5 +54,11 @@ def test_bad_setting_is_refused_naming_the_variable(env: dict[str, str], named: 
     assert named in caught.value.message
 
 
+def test_the_default_ingest_writers_fit_a_small_pool() -> None:
+    assert Settings.from_env({"JOURNEY_POOL_MAX_SIZE": "3"}).ingest_writers == 2
+    assert Settings.from_env({"JOURNEY_POOL_MAX_SIZE": "1", "JOURNEY_POOL_MIN_SIZE": "1"}).ingest_writers == 1
+    assert Settings.from_env({}).ingest_writers == 3
+
+
 def test_unknown_journey_variables_are_ignored() -> None:
     assert Settings.from_env({"JOURNEY_SOMETHING_ELSE": "1"}).port == 8080

@@ -102,13 +102,20 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            claimed = await self._claim()
+            # Claim no more than can be sent at once: a claimed row carries the trigger's state and
+            # config as read at the claim, so it must not wait behind slow sends for a slot.
+            free = self._settings.concurrency - len(self._sending)
+            if free <= 0:
+                await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            limit = min(free, self._settings.batch)
+            claimed = await self._claim(limit)
             for row in claimed:
                 await self._slots.acquire()
                 task = asyncio.create_task(self._send_and_record(row), name="webhook-delivery")
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
-            if len(claimed) == self._settings.batch:
+            if len(claimed) == limit:
                 continue
             self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
@@ -120,12 +127,12 @@ class DeliveryWorker:
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
-    async def _claim(self) -> list[asyncpg.Record]:
+    async def _claim(self, limit: int) -> list[asyncpg.Record]:
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self._settings.timeout * (_MAX_REDIRECTS + 1) + 30)
         try:
             rows: list[asyncpg.Record] = await self._pool.fetch(
-                QUERIES["claim_deliveries"], now, lease, self._settings.batch
+                QUERIES["claim_deliveries"], now, lease, limit
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("claiming deliveries failed, retrying: %s", exc)

@@ -132,12 +132,13 @@ async def make_key(dsn: str) -> tuple[str, str]:
 
 
 async def vacuum(dsn: str) -> None:
-    """VACUUM (ANALYZE) the database after a bulk load: the plans as `analyze` says, and no autovacuum of
+    """VACUUM (ANALYZE) and CHECKPOINT after a bulk load: the plans as `analyze` says, and no autovacuum of
     the loaded rows left to run meanwhile (on 1M new rows it takes a core for tens of seconds, invisible
     in the CPU columns, and shows as latency spikes of 50-100 ms)."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("VACUUM (ANALYZE)")
+        await conn.execute("CHECKPOINT")  # the load's dirty pages written now, not during the measurement
     finally:
         await conn.close()
 

@@ -36,8 +36,6 @@ import asyncpg
 from journey_engine.cloudevents import format_time, to_cloudevent
 from journey_engine.errors import BadRequest, Problem
 from journey_engine.identities import IdentityError, previous_identity_candidates
-from journey_engine.identity import aliases_of as person_aliases
-from journey_engine.identity import person_of
 from journey_engine.rsql import (
     And,
     Comparison,
@@ -86,10 +84,11 @@ async def aliases_of(
     except IdentityError as exc:
         raise bad("identity", exc.reason) from None
     spellings = spellings or (identity.strip(),)  # "none" and friends are literal identities here
-    person = await person_of(conn, workspace_id, spellings)
-    if person is None:
-        return spellings
-    return tuple(r["alias"] for r in await person_aliases(conn, workspace_id, person))
+    # At most two spellings (previous_identity_candidates): scalar parameters, one round trip.
+    rows = await conn.fetch(
+        QUERIES["owner_aliases"], workspace_id, spellings[0], spellings[1] if len(spellings) > 1 else None
+    )
+    return tuple(r["alias"] for r in rows) or spellings
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,3 +26,12 @@ FROM events e
 WHERE e.workspace_id = $1{where}
 ORDER BY {order}
 LIMIT {limit} OFFSET {offset};
+
+-- name: owner_aliases --
+-- Every alias of the person owning the identity spelled $2 (else $3): the aliases whose events a feed query
+-- for that identity returns. Scalars, not an array, so the statement keeps one generic plan.
+SELECT alias FROM aliases
+WHERE workspace_id = $1 AND person_id = coalesce(
+    (SELECT person_id FROM aliases WHERE workspace_id = $1 AND alias = $2),
+    (SELECT person_id FROM aliases WHERE workspace_id = $1 AND alias = $3)
+);

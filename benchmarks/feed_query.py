@@ -6,7 +6,8 @@ The JDS flow query of use case 1 (a caller's latest overdue Water payment):
 Load (not measured): 100,000 persons with one email alias each and 1,000,000 events, 10 per person,
 by server-side bulk insert: half of each person's events `Payment` (data.category Water, Electricity or Gas,
 each person has Water ones; data.status overdue or paid), the others `Page Visit`; times spread over 30
-days; then VACUUM (ANALYZE) and CHECKPOINT. Every query finds its answer (a 404, JDS's "nothing matches", would count as an error).
+days; then VACUUM (ANALYZE) and CHECKPOINT. Every query finds its answer (a 404, JDS's "nothing matches",
+would count as an error).
 
 Measured through one open-loop client process at a fixed rate (openloop.py), after a warm-up:
 1. baseline: `GET /healthz` on the same engine (HTTP and middleware, no database);

@@ -118,30 +118,24 @@ def is_plain_json(value: Any, depth: int = PLAIN_DEPTH) -> bool:
     """
     kind = type(value)
     if kind is dict:
-        if depth <= 0:
-            return False
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if (kind is dict or kind is list) and is_plain_json(item, depth - 1):
-                continue
-            return False
-        return True
-    if kind is list:
-        if depth <= 0:
-            return False
-        for item in value:
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if (kind is dict or kind is list) and is_plain_json(item, depth - 1):
-                continue
-            return False
-        return True
-    return kind is str or kind is int or kind is bool or value is None
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is str or kind is int or kind is bool or value is None
+    if depth <= 0:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if (kind is dict or kind is list) and is_plain_json(item, depth - 1):
+            continue
+        return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:

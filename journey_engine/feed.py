@@ -68,23 +68,26 @@ def bad(param: str, reason: str) -> BadRequest:
     return BadRequest(f"{param}: {reason}", [Problem(param, reason)])
 
 
+def identity_spellings(identity: str, region: str) -> tuple[str, ...]:
+    """The aliases an untyped identity may be stored under, best first, at most two: its email or E.164
+    form when it reads as one, and the stripped value (a leading space is a URL's ``+``); "none" and
+    friends are literal identities here. A 400 naming ``identity`` when it cannot be one."""
+    if not identity.strip():
+        raise bad("identity", "must not be empty")
+    try:
+        return previous_identity_candidates(identity, region) or (identity.strip(),)
+    except IdentityError as exc:
+        raise bad("identity", exc.reason) from None
+
+
 async def aliases_of(
     conn: asyncpg.Connection, workspace_id: str, identity: str, region: str
 ) -> tuple[str, ...]:
     """The stored aliases (``events.identity`` values) whose events a query for ``identity`` returns:
-    every alias of the person who owns it, whichever alias is asked.
-
-    The value is untyped: it is tried in each spelling it may be stored under (its email or E.164 form
-    when it reads as one, and the stripped value; a leading space is a URL's ``+``).
+    every alias of the person who owns it, whichever spelling of whichever alias is asked
+    (:func:`identity_spellings`); the spellings themselves when no person owns one.
     """
-    if not identity.strip():
-        raise bad("identity", "must not be empty")
-    try:
-        spellings = previous_identity_candidates(identity, region)
-    except IdentityError as exc:
-        raise bad("identity", exc.reason) from None
-    spellings = spellings or (identity.strip(),)  # "none" and friends are literal identities here
-    # At most two spellings (previous_identity_candidates): scalar parameters, one round trip.
+    spellings = identity_spellings(identity, region)
     rows = await conn.fetch(
         QUERIES["owner_aliases"], workspace_id, spellings[0], spellings[1] if len(spellings) > 1 else None
     )

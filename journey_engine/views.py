@@ -29,8 +29,7 @@ import asyncpg
 from actions.firings import jds_time
 from journey_engine.cloudevents import format_time
 from journey_engine.errors import BadRequest, NotFound
-from journey_engine.feed import bad, cloudevent
-from journey_engine.identities import IdentityError, previous_identity_candidates
+from journey_engine.feed import cloudevent, identity_spellings
 from journey_engine.sql import QUERIES
 from profiles import catalog, store
 from profiles.aggregation import Result
@@ -89,7 +88,7 @@ async def read_view(
     identity_error: BadRequest | None = None
     if who.identity is not None:
         try:
-            spellings = _spellings(who.identity, region)
+            spellings = identity_spellings(who.identity, region)
         except BadRequest as exc:
             identity_error = exc
     row = await conn.fetchrow(
@@ -121,16 +120,6 @@ async def read_view(
 
 def _looks_like_person_id(key: str) -> bool:
     return len(key) == PERSON_ID_LENGTH and set(key) <= _HEX
-
-
-def _spellings(identity: str, region: str) -> tuple[str, ...]:
-    """Every alias an untyped identity may be stored under, best first (at most two)."""
-    if not identity.strip():
-        raise bad("identity", "must not be empty")
-    try:
-        return previous_identity_candidates(identity, region) or (identity.strip(),)
-    except IdentityError as exc:
-        raise bad("identity", exc.reason) from None
 
 
 async def verbose_events(conn: asyncpg.Connection, workspace_id: str, view: View) -> dict[int, str]:

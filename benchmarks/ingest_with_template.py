@@ -40,6 +40,7 @@ import bulk
 import harness
 import ingest_batch
 
+from journey_engine import views
 from journey_engine.db import connect
 from profiles import store
 
@@ -82,13 +83,10 @@ async def check_values(dsn: str, workspace_id: str, with_template: bool, persons
                     f"no-template run: {count} values stored, templates on {EVENT}: {matching}"
                 )
             return "0 values stored, no template on task:connected"
-        person = await conn.fetchval("SELECT person_id FROM aliases WHERE alias = 'user0@example.com'")
-        values = await store.compute_now(
-            conn, workspace_id, person, matching[0], await conn.fetchval("SELECT now()")
-        )
+        view, _ = await views.read_view(conn, workspace_id, TEMPLATE, views.Who(identity="user0@example.com"))
     finally:
         await conn.close()
-    results = [a.jds_result for a in values.attributes]
+    results = [a.jds_result for a in view.values.attributes]
     if count != persons or results != ["2", "190", "95", "queue-7", "telephony"]:
         raise RuntimeError(f"template run: {count} values for {persons} persons; user0: {results}")
     return f"{count:,} values stored; user0: {results}"

@@ -26,7 +26,6 @@ from typing import Any
 
 import asyncpg
 
-from actions.firings import jds_time
 from journey_engine.cloudevents import format_time
 from journey_engine.errors import BadRequest, NotFound
 from journey_engine.feed import cloudevent, identity_spellings
@@ -116,6 +115,11 @@ async def read_view(
         )
     ]
     return View(person_id, template, values), history
+
+
+def jds_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` and milliseconds (`2022-10-18T04:21:34.124Z`), as JDS writes times."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _looks_like_person_id(key: str) -> bool:

@@ -144,17 +144,6 @@ async def lock_persons(
     return {r["person_id"]: r["merged_into"] for r in rows}
 
 
-async def compute_now(
-    conn: asyncpg.Connection, workspace_id: str, person_id: str, template: StoredTemplate, now: datetime
-) -> ProfileValues:
-    """The values at `now`, from the stored row when it is still exact, else computed (not stored)."""
-    stored = await _stored(conn, workspace_id, [person_id], [template])
-    values = stored.get((template.template_id, person_id))
-    if values is not None and exact_at(values, now):
-        return values
-    return await compute_from_events(conn, workspace_id, person_id, template, now)
-
-
 def exact_at(values: ProfileValues, now: datetime) -> bool:
     """Whether stored values still hold at `now` (no event has left or entered a window since)."""
     return values.next_change_at is None or values.next_change_at > now

@@ -51,11 +51,6 @@ WHERE workspace_id = $1 AND person_id = ANY($2::text[]) ORDER BY created_at, ali
 -- name: render_events --
 SELECT seq, id, type, source, time, identity_raw, data FROM events WHERE workspace_id = $1 AND seq = ANY($2::bigint[]);
 
--- name: person_firings --
-SELECT action_id, fired_at, cooldown_minutes FROM firings
-WHERE workspace_id = $1 AND person_id = $2 AND template_id = $3
-ORDER BY fired_at DESC LIMIT $4;
-
 -- name: insert_action --
 INSERT INTO actions (workspace_id, action_id, template_id, name, is_active, spec, secrets, created_by, updated_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)

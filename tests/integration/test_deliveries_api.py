@@ -11,9 +11,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from actions.firings import firing_history
 from actions.signing import SignatureError, verify
-from journey_engine import workspaces
+from journey_engine import views, workspaces
 from tests.helpers import Answer, WebhookReceiver, WorkspaceKey
 
 Client = TestClient  # type: ignore[type-arg]
@@ -376,9 +375,11 @@ async def test_firing_history_lists_a_persons_firings_newest_first_in_jds_shape(
     await post(client, workspace, closed_queue(), closed_queue())
     await post(client, workspace, closed_queue())
     person_id, template_id = await db.fetchrow("SELECT person_id, template_id FROM firings LIMIT 1")
-    history = await firing_history(db, workspace.workspace_id, person_id, template_id, 10)
+    who = views.Who(person_id=person_id)
+    _, history = await views.read_view(db, workspace.workspace_id, template_id, who, firings=10)
     assert [h["actionId"] for h in history] == [action_id, action_id]
     assert {h["doNotDisturbPeriod"] for h in history} == {"0"}
     assert history[0]["triggeredAt"] >= history[1]["triggeredAt"]
     assert history[0]["triggeredAt"].endswith("Z") and len(history[0]["triggeredAt"]) == 24
-    assert len(await firing_history(db, workspace.workspace_id, person_id, template_id, 1)) == 1
+    _, newest = await views.read_view(db, workspace.workspace_id, template_id, who, firings=1)
+    assert len(newest) == 1

@@ -48,7 +48,9 @@ class Resolution:
     merged: set[tuple[str, str]]
     """(workspace, person) pairs whose set of aliases changed by a merge: recompute from their events."""
     owners: dict[tuple[str, str], str]
-    """{(workspace, alias): person} for every event alias of the batch (when asked for)."""
+    """{(workspace, alias): person} for the event aliases of the batch (when asked for), as the claim
+    statement saw them: before this batch's merges, and without an alias another transaction claimed
+    meanwhile. A first guess for `pipeline.lock_owners`, which settles them."""
 
 
 async def resolve_batch(
@@ -60,7 +62,7 @@ async def resolve_batch(
     owners: bool = False,
 ) -> Resolution:
     """Give every event's alias a person and apply `previousidentity` links, in event order. With
-    `owners`, also say which person owns each event alias afterwards."""
+    `owners`, also give a first guess of who owns each event alias (`Resolution.owners`)."""
     offers: dict[tuple[str, str], tuple[str, str, int]] = {}
     for row, result in zip(rows, stored, strict=True):
         key = (row.workspace_id, row.event.identity_normalised)
@@ -84,13 +86,6 @@ async def resolve_batch(
             conn, row.workspace_id, row.event.identity_normalised, candidates, alias_type, actor
         )
         merged.update((row.workspace_id, person) for person in changed)
-    if owners:
-        # Merges move aliases; a concurrent batch may have claimed one of ours: look those up again.
-        stale = [k for k in keys if k not in owned or (k[0], owned[k]) in merged]
-        for workspace_id in sorted({w for w, _ in stale}):
-            aliases = [a for w, a in stale if w == workspace_id]
-            for alias, person in (await persons_of(conn, workspace_id, aliases)).items():
-                owned[(workspace_id, alias)] = person
     return Resolution(merged, owned)
 
 

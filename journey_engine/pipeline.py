@@ -54,8 +54,9 @@ class IngestPipeline:
             if not fed:
                 continue
             seqs = newest[workspace_id]
-            owners = {alias: resolution.owners[(workspace_id, alias)] for alias in seqs}
-            owners = await lock_owners(conn, workspace_id, owners)
+            known = resolution.owners
+            guess = {a: known[(workspace_id, a)] for a in seqs if (workspace_id, a) in known}
+            owners = await lock_owners(conn, workspace_id, sorted(seqs), guess)
             persons: dict[str, int] = {}  # the newest new event of each person
             for alias, seq in seqs.items():
                 persons[owners[alias]] = max(persons.get(owners[alias], 0), seq)
@@ -74,19 +75,26 @@ class IngestPipeline:
         return stored
 
 
-async def lock_owners(conn: asyncpg.Connection, workspace_id: str, owners: dict[str, str]) -> dict[str, str]:
-    """Lock the persons owning the aliases ({alias: person} as this transaction last saw it), then read
-    the owners again: a merge or unmerge by another transaction may have moved an alias meanwhile (it
-    locks the persons it changes, so after our locks the aliases of locked persons stay put). A new
-    owner is locked too, until every owner read after the locks is locked. {alias: person} as it stands."""
-    locked: set[str] = set()
+async def lock_owners(
+    conn: asyncpg.Connection, workspace_id: str, aliases: Sequence[str], guess: dict[str, str]
+) -> dict[str, str]:
+    """Lock the persons owning `aliases` and return {alias: person} as it stands under the locks.
+
+    `guess` is who this transaction last saw owning them (some may be missing). Its persons are locked,
+    then the owners read again: this batch's merges, or a merge or unmerge another transaction committed
+    meanwhile (it locks the persons it changes, so after our locks the aliases of locked persons stay
+    put), may have moved an alias. A new owner is locked too, until every owner read after the locks is.
+    """
+    owners, locked, read_after_locks = guess, set[str](), False
     while True:
         wanted = set(owners.values()) - locked
-        if not wanted:
+        if wanted:
+            await store.lock_persons(conn, workspace_id, wanted)
+            locked |= wanted
+        elif read_after_locks:
             return owners
-        await store.lock_persons(conn, workspace_id, wanted)
-        locked |= wanted
-        owners = await identity.persons_of(conn, workspace_id, sorted(owners))
+        owners = await identity.persons_of(conn, workspace_id, aliases)
+        read_after_locks = True
 
 
 async def on_persons_changed(

@@ -218,7 +218,7 @@ async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_move
             await batch.fetchval("SELECT 1")  # the batch's transaction has begun
             async with db.transaction():
                 await identity.merge(db, workspace.workspace_id, b, [a], identity.Actor())
-            current = await lock_owners(batch, workspace.workspace_id, {"visitor-a": a})
+            current = await lock_owners(batch, workspace.workspace_id, ["visitor-a"], {"visitor-a": a})
             assert current == {"visitor-a": b}
             with pytest.raises(asyncpg.LockNotAvailableError):  # the batch holds B
                 async with db.transaction():

@@ -9,16 +9,15 @@ so an identical retry without `time` is still recognised.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-import orjson
 
 from journey_engine.cloudevents import ParsedEvent
 from journey_engine.sql import QUERIES
+from profiles.jsonb import jsonb_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +40,7 @@ class Stored:
 def _rows_json(rows: Sequence[EventRow]) -> str:
     """The batch as one JSON array of rows, the columns of `insert_events` in order (`data` and
     `extensions` as JSON values, times in ISO 8601, hashes in hex). Sending one text is much cheaper than
-    17 arrays of 500 elements. jsonb keeps values, not text, so orjson's spelling of a float is fine;
-    what orjson cannot write (an integer beyond 64 bits, a lone surrogate) json does."""
+    17 arrays of 500 elements."""
     out = []
     for row in rows:
         e = row.event
@@ -54,10 +52,7 @@ def _rows_json(rows: Sequence[EventRow]) -> str:
                 e.content_hash.hex(),
             )
         )  # fmt: skip
-    try:
-        return orjson.dumps(out).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    return jsonb_text(out)
 
 
 async def insert_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> list[Stored]:

@@ -8,7 +8,6 @@ include every committed one; concurrent writers of one person queue instead of s
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from profiles.compute import EventFact, ProfileValues, compute, from_json, to_json
+from profiles.jsonb import jsonb_text
 from profiles.sqlfiles import load_queries
 from profiles.templates import TemplateSpec
 
@@ -117,21 +116,12 @@ async def refresh(
         workspace_id,
         [c.template.template_id for c in changes],
         [c.person_id for c in changes],
-        [_dumps(to_json(c.template.spec, c.after)) for c in changes],
+        [jsonb_text(to_json(c.template.spec, c.after)) for c in changes],
         now,
         [c.after.next_change_at for c in changes],
         [c.template.version for c in changes],
     )
     return changes
-
-
-def _dumps(stored: list[dict[str, Any]]) -> str:
-    """JSON text for jsonb (which keeps values, not spelling): orjson, or json for what orjson cannot
-    write (an integer Sum beyond 64 bits)."""
-    try:
-        return orjson.dumps(stored).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(stored, separators=(",", ":"), allow_nan=False)
 
 
 async def lock_persons(

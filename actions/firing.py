@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 import asyncpg
@@ -28,7 +29,7 @@ from actions.models import ActionSpec, holds
 from actions.render import render
 from profiles.compute import ProfileValues
 from profiles.sqlfiles import load_queries
-from profiles.store import Change
+from profiles.store import Change, VersionCache
 
 QUERIES = load_queries("actions")
 Cause = Literal["event", "decay", "identity"]
@@ -68,11 +69,7 @@ async def active_actions(conn: asyncpg.Connection, workspace_id: str, template_i
     actions: dict[str, list[_Action]] = defaultdict(list)
     for r in await conn.fetch(QUERIES["active_actions"], workspace_id, sorted(template_ids)):
         key = (workspace_id, r["action_id"], r["updated_at"])
-        spec = _PARSED.get(key)
-        if spec is None:
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            spec = _PARSED[key] = ActionSpec.model_validate(r["spec"])
+        spec = _PARSED.get(key, partial(ActionSpec.model_validate, r["spec"]))
         states = list(zip(r["trigger_indexes"], r["trigger_paused"], r["trigger_disabled"], strict=True))
         actions[r["template_id"]].append(
             _Action(
@@ -84,9 +81,8 @@ async def active_actions(conn: asyncpg.Connection, workspace_id: str, template_i
     return actions
 
 
-# Validated actions by (workspace, id, version): a version's definition never changes.
-_PARSED: dict[tuple[str, str, datetime], ActionSpec] = {}
-_PARSED_MAX = 4096
+_PARSED: VersionCache[tuple[str, str, datetime], ActionSpec] = VersionCache()
+"""Validated actions by (workspace, id, version)."""
 
 
 def need_values_before(actions: Actions) -> bool:

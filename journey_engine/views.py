@@ -185,16 +185,10 @@ def _query_templates(template: TemplateRecord) -> list[dict[str, Any]]:
     """The attributes' specs in JDS shape, dumped once per template version (every JDS view shows them).
     Callers must not change them: each answer's JSON is written from the shared dicts."""
     key = (template.template_id, template.template.version)
-    dumped = _DUMPED.get(key)
-    if dumped is None:
-        if len(_DUMPED) >= _DUMPED_MAX:
-            _DUMPED.clear()
-        dumped = _DUMPED[key] = [a.model_dump(mode="json") for a in template.spec.attributes]
-    return dumped
+    return _DUMPED.get(key, lambda: [a.model_dump(mode="json") for a in template.spec.attributes])
 
 
-_DUMPED: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-_DUMPED_MAX = 4096
+_DUMPED: store.VersionCache[tuple[str, datetime], list[dict[str, Any]]] = store.VersionCache()
 
 
 def native_view(view: View) -> dict[str, Any]:

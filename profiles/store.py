@@ -9,10 +9,10 @@ include every committed one; concurrent writers of one person queue instead of s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -22,6 +22,8 @@ from profiles.sqlfiles import load_queries
 from profiles.templates import TemplateSpec
 
 QUERIES = load_queries("profiles")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +54,29 @@ class Change:
 def parse_template(row: asyncpg.Record) -> StoredTemplate:
     """The stored template, validated once per version (every event and read of it needs it)."""
     key = (row["template_id"], row["updated_at"])
-    spec = _PARSED.get(key)
-    if spec is None:
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        spec = _PARSED[key] = TemplateSpec.model_validate(row["spec"])
+    spec = _PARSED.get(key, lambda: TemplateSpec.model_validate(row["spec"]))
     return StoredTemplate(row["template_id"], spec, row["updated_at"])
 
 
-# Validated templates by (id, version): a version's definition never changes, so this is never stale.
-_PARSED: dict[tuple[str, datetime], TemplateSpec] = {}
-_PARSED_MAX = 4096
+class VersionCache(Generic[K, V]):
+    """What is derived from a stored definition (a template, an action), by its id and version: a
+    version's definition never changes, so an entry is never stale. Bounded: emptied when full."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        found = self._items.get(key)
+        if found is None:
+            if len(self._items) >= self._size:
+                self._items.clear()
+            found = self._items[key] = make()
+        return found
+
+
+_PARSED: VersionCache[tuple[str, datetime], TemplateSpec] = VersionCache()
+"""Validated templates by (id, version): every event and read of a template needs it."""
 
 
 async def templates_for(

@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import harness
+import spy
 
 from journey_engine.cloudevents import BATCH_TYPE, parse_event
 
@@ -92,9 +93,11 @@ async def raw_copy(dsn: str, records: list[tuple[Any, ...]]) -> tuple[float, har
 
 
 async def engine_run(
-    args: argparse.Namespace, dsn: str, key: tuple[str, str], bodies: list[bytes], tmp: Path
-) -> tuple[float, harness.Cpu]:
-    """Start the engine on `dsn`, POST every body, stop it: seconds from first request to last 202, CPU."""
+    args: argparse.Namespace, dsn: str, key: tuple[str, str], bodies: list[bytes], tmp: Path,
+    profile: str | None = None,
+) -> tuple[float, harness.Cpu]:  # fmt: skip
+    """Start the engine on `dsn`, POST every body, stop it: seconds from first request to last 202, CPU.
+    With `profile` (a name) and `args.py_spy`, the engine is recorded with py-spy meanwhile (spy.py)."""
     workspace_id, token = key
     port = harness.free_port()
     env = {"DATABASE_URL": dsn, "JOURNEY_LOG_LEVEL": args.log_level, "JOURNEY_DATA_DIR": str(tmp / "x")}
@@ -105,7 +108,11 @@ async def engine_run(
         aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as session,
     ):
         url = f"{servers.url}/v1/workspaces/{workspace_id}/events"
-        async with harness.cpu_meter({"engine": servers.pids, "client": [os.getpid()]}, dsn) as cpu:
+        out_dir = getattr(args, "py_spy", None) if profile else None
+        async with (
+            spy.recording(getattr(args, "py_spy_bin", None), out_dir, profile or "", servers.pids, 600),
+            harness.cpu_meter({"engine": servers.pids, "client": [os.getpid()]}, dsn) as cpu,
+        ):
             seconds = await post_batches(session, url, bodies, args.clients)
     return seconds, cpu
 

@@ -22,7 +22,7 @@ made, so those persons have values too), then ANALYZE (see README.md); each run 
 `CREATE DATABASE ... TEMPLATE` copy. Rounds alternate which kind runs first; the result is the ratio of
 the medians.
 
-    .venv/bin/python benchmarks/ingest_with_template.py [--events 100000] [--rounds 3]
+    .venv/bin/python benchmarks/ingest_with_template.py [--events 100000] [--rounds 3] [--py-spy DIR]
 """
 
 from __future__ import annotations
@@ -125,7 +125,9 @@ async def main(args: argparse.Namespace) -> int:
             for k in range(args.rounds):
                 for kind in (False, True) if k % 2 == 0 else (True, False):
                     async with harness.fresh_database(server_dsn, starts[kind]) as dsn:
-                        seconds, cpu = await ingest_batch.engine_run(args, dsn, key, bodies, tmp)
+                        seconds, cpu = await ingest_batch.engine_run(
+                            args, dsn, key, bodies, tmp, f"{'template' if kind else 'plain'}-{k + 1}"
+                        )
                         await ingest_batch.check_stored(dsn, args.preload + args.events)
                         checked = await check_values(dsn, key[0], kind, persons)
                     runs[kind].append((seconds, cpu, checked))
@@ -188,6 +190,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--preload", type=int, default=20_000, help="events of other identities stored before"
     )
+    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
+    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
     parser.add_argument("--cold", action="store_true", help="skip ANALYZE after the preload")
     args = parser.parse_args()
     if not (

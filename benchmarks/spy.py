@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ def _prepare(out_dir: str, exe: str) -> dict[str, str]:
 async def recording(
     binary: str | None, out_dir: str | None, name: str, pids: Sequence[int], seconds: float
 ) -> AsyncIterator[None]:
-    """Record `pids` for up to `seconds` while the block runs (nothing when `out_dir` is None)."""
+    """Record `pids` for up to `seconds` while the block runs (nothing when `out_dir` is None); when the
+    block ends first, the recording stops there (py-spy writes its file on SIGINT)."""
     exe = find(binary)
     if out_dir is None or exe is None:
         if out_dir is not None:
@@ -55,6 +57,9 @@ async def recording(
     try:
         yield
     finally:
+        for _, proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
         for out, proc in procs:
             try:
                 await asyncio.wait_for(proc.wait(), seconds + 30)

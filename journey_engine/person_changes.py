@@ -221,7 +221,7 @@ class Edit:
         retired = await merged_into(self.conn, self.workspace_id, live)
         await self.conn.execute(QUERIES["erase_identity_changes"], self.workspace_id, [live, *retired], [])
         await self.conn.execute(QUERIES["delete_person"], self.workspace_id, live)
-        self.touched.add(live)
+        self.touched.update([live, *retired])  # their values go in `finish` (store.refresh)
 
     async def upsert(
         self, names: Mapping[str, str | None], aliases: Sequence[Named], *, override: bool

@@ -91,7 +91,12 @@ async def replace(
 
 
 async def delete(conn: asyncpg.Connection, workspace_id: str, template_id: str) -> bool:
-    return await conn.fetchval(QUERIES["delete_template"], workspace_id, template_id) is not None
+    """Delete the template and its values (call inside a transaction). The template row first: that
+    waits for the writers holding it, so the values they wrote are deleted too."""
+    if await conn.fetchval(QUERIES["delete_template"], workspace_id, template_id) is None:
+        return False
+    await conn.execute(QUERIES["clear_template_values"], workspace_id, template_id)
+    return True
 
 
 async def find(conn: asyncpg.Connection, workspace_id: str, id_or_name: str) -> TemplateRecord | None:

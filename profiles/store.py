@@ -99,9 +99,11 @@ async def refresh(
     locked: bool = False,
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
-    (or `templates`, or all). Persons merged away lose their rows. Returns what was computed, with the
-    values before unless `before` is False (then every `Change.before` is None: nothing needs them).
-    `locked`: the caller holds the persons' locks (`lock_persons`) and they are all current persons."""
+    (or `templates`, or all). Persons merged away or deleted lose their rows. Returns what was computed,
+    with the values before unless `before` is False (then every `Change.before` is None: nothing needs
+    them).
+    `locked`: the caller holds the persons' locks (`lock_persons`), or created them in this transaction,
+    and they are all current persons."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -110,7 +112,7 @@ async def refresh(
         live = sorted(person_ids)
     else:
         merged_into = await lock_persons(conn, workspace_id, person_ids)
-        retired = [p for p, into in merged_into.items() if into is not None]
+        retired = [p for p in person_ids if merged_into.get(p, "deleted") is not None]
         if retired:
             await conn.execute(QUERIES["delete_person_values"], workspace_id, retired)
         live = [p for p, into in merged_into.items() if into is None]
@@ -180,11 +182,17 @@ async def sweep_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -
     changes: list[Change] = []
     for workspace_id, persons in by_workspace.items():
         free = await conn.fetch(QUERIES["lock_profile_persons_skip"], workspace_id, sorted(persons))
-        free_ids = [r["person_id"] for r in free]
+        free_ids = [r["person_id"] for r in free]  # retired ones too: `refresh` drops their values
+        if len(free_ids) < len(persons):  # held by another transaction, or deleted (never stuck due)
+            skipped = sorted(set(persons) - set(free_ids))
+            await conn.execute(QUERIES["delete_values_of_deleted_persons"], workspace_id, skipped)
         if not free_ids:
             continue
         wanted = set().union(*(persons[p] for p in free_ids))
         templates = [t for t in await templates_for(conn, workspace_id, None) if t.template_id in wanted]
+        gone = wanted - {t.template_id for t in templates}
+        if gone:  # not written since 0009 (a template is deleted with its values); never stuck due
+            await conn.execute(QUERIES["clear_values_of_templates"], workspace_id, sorted(gone))
         changes.extend(await refresh(conn, workspace_id, free_ids, now, templates=templates))
     return changes
 

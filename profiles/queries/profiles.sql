@@ -9,6 +9,8 @@ WHERE workspace_id = $1 AND template_id = $2
 RETURNING template_id, name, spec, created_at, created_by, updated_at, updated_by;
 
 -- name: delete_template --
+-- Then clear_template_values, in the same transaction: this waits for writers holding the template
+-- (templates_for_types), so the next statement sees the values they wrote.
 DELETE FROM templates WHERE workspace_id = $1 AND template_id = $2 RETURNING template_id;
 
 -- name: find_template --
@@ -28,10 +30,13 @@ ORDER BY {order}
 LIMIT {limit} OFFSET {offset};
 
 -- name: templates_for_types --
--- The templates an event of these types can change (all of them when $2 is null).
+-- The templates an event of these types can change (all of them when $2 is null), for writing their
+-- values: FOR KEY SHARE keeps each from being deleted until the transaction ends (a delete waits, then
+-- deletes the values written meanwhile; profile_values has no foreign key, see migration 0009). Edits
+-- of a template do not wait: they change no key.
 SELECT template_id, name, spec, updated_at FROM templates
 WHERE workspace_id = $1 AND ($2::text[] IS NULL OR event_types && $2::text[])
-ORDER BY template_id;
+ORDER BY template_id FOR KEY SHARE;
 
 -- name: lock_profile_persons --
 -- Profile computation of a person is serialised (against merges too): the reader of its events must
@@ -42,8 +47,14 @@ ORDER BY person_id FOR NO KEY UPDATE;
 
 -- name: lock_profile_persons_skip --
 SELECT person_id FROM persons
-WHERE workspace_id = $1 AND person_id = ANY($2::text[]) AND merged_into IS NULL
+WHERE workspace_id = $1 AND person_id = ANY($2::text[])
 ORDER BY person_id FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: delete_values_of_deleted_persons --
+-- Values of persons that no longer exist (not written since 0009: a deleted person's values go with it).
+DELETE FROM profile_values v
+WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
+  AND NOT EXISTS (SELECT FROM persons p WHERE p.workspace_id = $1 AND p.person_id = v.person_id);
 
 -- name: person_events --
 -- The events of these persons (all their aliases) of these types, from $4 on (future-stamped included).
@@ -92,4 +103,9 @@ ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
 SET vals = '[]'::jsonb, next_change_at = now(), template_version = excluded.template_version;
 
 -- name: clear_template_values --
+-- The primary key leads with the person: this scans the workspace's values (a template edit or delete).
 DELETE FROM profile_values WHERE workspace_id = $1 AND template_id = $2;
+
+-- name: clear_values_of_templates --
+-- Values whose template is gone (the sweeper found them due): dropped, or they would stay due forever.
+DELETE FROM profile_values WHERE workspace_id = $1 AND template_id = ANY($2::text[]);

@@ -416,10 +416,13 @@ async def test_merge_identities_creates_then_merges_and_override_removes_what_is
 async def test_delete_removes_the_person_and_its_aliases_but_keeps_its_events(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
 ) -> None:
-    old = event("jane@example.com", "email")
+    old = event("jane@example.com", "email", type="task:new")  # counted by journey-default-template
     await post(api_client, workspace, old)
     jane = await owner(api_client, workspace, "jane@example.com")
+    values = "SELECT count(*) FROM profile_values WHERE person_id = $1"
+    assert await db.fetchval(values, jane) == 1
     status, answer = await call(api_client, "DELETE", jds(workspace, f"/person-id/{jane}"), workspace)
+    assert await db.fetchval(values, jane) == 0  # its values go with it
     assert (status, answer["data"]["id"], answer["data"]["email"]) == (200, jane, ["jane@example.com"])
     assert (await call(api_client, "GET", jds(workspace, f"?personId={jane}"), workspace))[0] == 404
     assert (await call(api_client, "GET", jds(workspace, "/aliases/jane@example.com"), workspace))[0] == 404
@@ -427,9 +430,11 @@ async def test_delete_removes_the_person_and_its_aliases_but_keeps_its_events(
     assert await feed_ids(api_client, workspace, "jane@example.com") == ns(
         old
     )  # JDS keeps events by identity
-    new = event("jane@example.com", "email")
+    new = event("jane@example.com", "email", type="task:new")
     await post(api_client, workspace, new)
     assert await owner(api_client, workspace, "jane@example.com") != jane
+    counted = await db.fetchval("SELECT vals->0->'value' FROM profile_values")
+    assert counted == 2  # the new person's values count the events kept under the identity
     assert await feed_ids(api_client, workspace, "jane@example.com") == ns(old, new)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from profiles import catalog
+from journey_engine.db import connect
+from profiles import catalog, store
 from profiles.templates import TemplateSpec
 from tests.helpers import WorkspaceKey
 
@@ -59,6 +60,16 @@ async def make_template(db: asyncpg.Connection, ws: WorkspaceKey, **attribute: A
     await catalog.create(
         db, ws.workspace_id, TemplateSpec.model_validate({"name": "repeat", "attributes": [spec]}), "t"
     )
+
+
+async def person_with_an_event(
+    client: Client, db: asyncpg.Connection, ws: WorkspaceKey, **attribute: Any
+) -> str:
+    """Make the `repeat` template (with `attribute`'s changes) and a person with one event it counts."""
+    await make_template(db, ws, **attribute)
+    await post(client, ws, event("+12263762555", "Payment Queue", datetime.now(UTC), queue="q"))
+    person: str = await db.fetchval("SELECT person_id FROM aliases WHERE alias = '+12263762555'")
+    return person
 
 
 async def test_ingest_stores_the_default_templates_values_in_the_same_transaction(
@@ -135,12 +146,7 @@ async def test_a_new_template_is_computed_for_persons_who_already_have_events(
 async def test_values_computed_with_a_template_just_replaced_do_not_overwrite_the_new_definitions(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
 ) -> None:
-    from journey_engine.db import connect
-    from profiles import store
-
-    await make_template(db, workspace)
-    await post(api_client, workspace, event("+12263762555", "Payment Queue", datetime.now(UTC), queue="q"))
-    person = await db.fetchval("SELECT person_id FROM aliases WHERE alias = '+12263762555'")
+    person = await person_with_an_event(api_client, db, workspace)
     racing = await connect(database)
     try:
         async with racing.transaction():
@@ -175,3 +181,57 @@ async def stored_row(db: asyncpg.Connection, person: str) -> asyncpg.Record:
     )
     assert row is not None
     return row
+
+
+async def test_deleting_a_template_waits_for_a_batch_writing_its_values_then_deletes_them(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    person = await person_with_an_event(api_client, db, workspace)
+    template = await catalog.find(db, workspace.workspace_id, "repeat")
+    assert template is not None
+    writer, deleter = await connect(database), await connect(database)
+    try:
+        async with writer.transaction():
+            used = await store.templates_for(writer, workspace.workspace_id, ["Payment Queue"])
+            await writer.execute("DELETE FROM profile_values")  # so the batch below writes a new row
+            await store.refresh(writer, workspace.workspace_id, [person], datetime.now(UTC), templates=used)
+
+            async def delete() -> bool:
+                async with deleter.transaction():
+                    return await catalog.delete(deleter, workspace.workspace_id, template.template_id)
+
+            deleting = asyncio.create_task(delete())
+            await asyncio.sleep(0.3)
+            assert not deleting.done()  # the batch holds the template
+        assert await asyncio.wait_for(deleting, 5)
+    finally:
+        await writer.close()
+        await deleter.close()
+    left = "SELECT count(*) FROM profile_values WHERE template_id = $1"
+    assert await db.fetchval(left, template.template_id) == 0
+    assert await store.templates_for(db, workspace.workspace_id, ["Payment Queue"]) == []
+
+
+async def test_the_sweeper_drops_due_values_whose_template_or_person_is_gone(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    person = await person_with_an_event(api_client, db, workspace, lookBackPeriod=1)
+    template_id = await db.fetchval("SELECT template_id FROM templates WHERE name = 'repeat'")
+    past = datetime.now(UTC) - timedelta(hours=1)
+    orphans = [("0" * 24, person), (template_id, "f" * 24)]  # no such template; no such person
+    await db.executemany(
+        "INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at)"
+        " VALUES ($1, $2, $3, '[]', $4, $4)",
+        [(workspace.workspace_id, t, p, past) for t, p in orphans],
+    )
+    due = "UPDATE profile_values SET next_change_at = $1 WHERE template_id = $2"
+    await db.execute(due, past, template_id)
+    for _ in range(100):  # this sweep or the engine's (each skips rows the other holds)
+        async with db.transaction():
+            await store.sweep_due(db, datetime.now(UTC))
+        rows = await db.fetch("SELECT template_id, person_id, computed_at FROM profile_values")
+        if len(rows) == 1 and rows[0]["computed_at"] > past:
+            break
+        await asyncio.sleep(0.05)
+    assert [(r["template_id"], r["person_id"]) for r in rows] == [(template_id, person)]
+    assert rows[0]["computed_at"] > past

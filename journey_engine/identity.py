@@ -51,6 +51,9 @@ class Resolution:
     """{(workspace, alias): person} for the event aliases of the batch (when asked for), as the claim
     statement saw them: before this batch's merges, and without an alias another transaction claimed
     meanwhile. A first guess for `pipeline.lock_owners`, which settles them."""
+    created: set[tuple[str, str]]
+    """(workspace, alias) of the aliases this batch created, each with a new person: until the batch
+    commits no other transaction sees either, so only this batch's merges can move them."""
 
 
 async def resolve_batch(
@@ -74,6 +77,7 @@ async def resolve_batch(
         [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
     )  # fmt: skip
     owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found}
+    created = {(r["workspace_id"], r["alias"]) for r in found if r["created"]}
     merged: set[tuple[str, str]] = set()
     await _lock_for_links(conn, rows, stored)
     for row, result in zip(rows, stored, strict=True):
@@ -86,7 +90,7 @@ async def resolve_batch(
             conn, row.workspace_id, row.event.identity_normalised, candidates, alias_type, actor
         )
         merged.update((row.workspace_id, person) for person in changed)
-    return Resolution(merged, owned)
+    return Resolution(merged, owned, created)
 
 
 async def _lock_for_links(

@@ -55,8 +55,14 @@ class IngestPipeline:
                 continue
             seqs = newest[workspace_id]
             known = resolution.owners
-            guess = {a: known[(workspace_id, a)] for a in seqs if (workspace_id, a) in known}
-            owners = await lock_owners(conn, workspace_id, sorted(seqs), guess)
+            # An alias this batch created belongs to the person it created, which no other transaction
+            # can see, lock, merge or delete yet: only a merge of this batch could move it.
+            merging = any(w == workspace_id for w, _ in resolution.merged)
+            created = set() if merging else {a for a in seqs if (workspace_id, a) in resolution.created}
+            fresh = {a: known[(workspace_id, a)] for a in created}
+            settle = sorted(seqs.keys() - created)
+            guess = {a: known[(workspace_id, a)] for a in settle if (workspace_id, a) in known}
+            owners = await lock_owners(conn, workspace_id, settle, guess) | fresh
             persons: dict[str, int] = {}  # the newest new event of each person
             for alias, seq in seqs.items():
                 persons[owners[alias]] = max(persons.get(owners[alias], 0), seq)
@@ -85,6 +91,8 @@ async def lock_owners(
     meanwhile (it locks the persons it changes, so after our locks the aliases of locked persons stay
     put), may have moved an alias. A new owner is locked too, until every owner read after the locks is.
     """
+    if not aliases:
+        return {}
     owners, locked, read_after_locks = guess, set[str](), False
     while True:
         wanted = set(owners.values()) - locked

@@ -126,6 +126,17 @@ async def test_a_merge_recomputes_the_survivor_from_both_persons_events(
     assert await db.fetchval("SELECT count(*) FROM profile_values") == 1
 
 
+async def test_a_batch_creating_and_merging_new_persons_stores_only_the_survivors_values(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    linking = {**event("cust"), "previousidentity": "visitor"}
+    await post(api_client, workspace, event("visitor"), event("visitor"), event("cust"), linking)
+    row = await stored(db, "journey-default-template", "cust")
+    assert row is not None
+    assert [v["value"] for v in row["vals"]] == [4, 4]
+    assert await db.fetchval("SELECT count(*) FROM profile_values") == 1
+
+
 async def test_a_new_template_is_computed_for_persons_who_already_have_events(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
 ) -> None:

@@ -293,8 +293,8 @@ def extract_value(data: Mapping[str, object], dotted: str, type_: MetaDataType) 
         return None
 
 
-@dataclass(frozen=True)
-class AggregateResult:
+@dataclass(slots=True)
+class AggregateResult:  # not frozen: made per attribute and event (see compute.EventFact)
     mode: AggregationMode
     type: MetaDataType
     value: Result

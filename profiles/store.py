@@ -39,8 +39,8 @@ class StoredTemplate:
         return frozenset(a.event for a in self.spec.attributes)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+@dataclass(slots=True)
+class Change:  # not frozen: made per person and event (see compute.EventFact)
     """A person's values under a template, before (None: never computed, or not asked for) and after a
     refresh."""
 
@@ -120,23 +120,19 @@ async def refresh(
         return []
     events = await _events(conn, workspace_id, live, templates, now)
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
+    versions = [(t, t.version.isoformat()) for t in templates]
     changes = []
+    rows = []  # upsert_values's
     for person in live:
-        for template in templates:
-            after = compute(template.spec, events.get(person, ()), now)
-            changes.append(
-                Change(workspace_id, person, template, previous.get((template.template_id, person)), after)
-            )
-    await conn.execute(
-        QUERIES["upsert_values"],
-        workspace_id,
-        [c.template.template_id for c in changes],
-        [c.person_id for c in changes],
-        [jsonb_text(to_json(c.template.spec, c.after)) for c in changes],
-        now,
-        [c.after.next_change_at for c in changes],
-        [c.template.version for c in changes],
-    )
+        facts = events.get(person, ())
+        for template, version in versions:
+            after = compute(template.spec, facts, now)
+            was = previous.get((template.template_id, person))
+            changes.append(Change(workspace_id, person, template, was, after))
+            due = after.next_change_at
+            values = to_json(template.spec, after)
+            rows.append((template.template_id, person, values, due and due.isoformat(), version))
+    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(rows))
     return changes
 
 

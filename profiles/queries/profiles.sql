@@ -74,12 +74,14 @@ JOIN profile_values v ON v.workspace_id = $1 AND v.person_id = p.person_id
 WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
--- A computation that used an older definition of the template than the stored row's leaves it alone.
+-- $3: one JSON array of rows [template_id, person_id, vals, next_change_at, template_version] (times in
+-- ISO 8601; one text instead of five arrays of 500 elements). A computation that used an older
+-- definition of the template than the stored row's leaves it alone.
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
-SELECT $1, t, p, v::jsonb, $5, n, tv
-FROM unnest($2::text[], $3::text[], $4::text[], $6::timestamptz[], $7::timestamptz[]) AS u (t, p, v, n, tv)
-ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
+SELECT $1, r ->> 0, r ->> 1, r -> 2, $2, (r ->> 3)::timestamptz, (r ->> 4)::timestamptz
+FROM jsonb_array_elements($3::text::jsonb) AS r
+ON CONFLICT (workspace_id, person_id, template_id) DO UPDATE
 SET vals = excluded.vals, computed_at = excluded.computed_at, next_change_at = excluded.next_change_at,
     template_version = excluded.template_version
 WHERE profile_values.template_version <= excluded.template_version;

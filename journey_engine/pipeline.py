@@ -69,7 +69,7 @@ class IngestPipeline:
             actions = await firing.active_actions(conn, workspace_id, [t.template_id for t in fed])
             changes = await store.refresh(
                 conn, workspace_id, list(persons), now, templates=fed,
-                before=firing.need_values_before(actions), locked=True,
+                before=firing.need_values_before(actions), locked=True, created=set(fresh.values()),
             )  # fmt: skip
             if actions:
                 await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)

@@ -97,13 +97,14 @@ async def refresh(
     templates: Sequence[StoredTemplate] | None = None,
     before: bool = True,
     locked: bool = False,
+    created: Collection[str] = (),
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
     (or `templates`, or all). Persons merged away or deleted lose their rows. Returns what was computed,
     with the values before unless `before` is False (then every `Change.before` is None: nothing needs
     them).
     `locked`: the caller holds the persons' locks (`lock_persons`), or created them in this transaction,
-    and they are all current persons."""
+    and they are all current persons. `created`: those created in this transaction (no values yet)."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -122,17 +123,18 @@ async def refresh(
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     versions = [(t, t.version.isoformat()) for t in templates]
     changes = []
-    rows = []  # upsert_values's
+    rows: tuple[list[Any], list[Any]] = ([], [])  # upsert_values's: stored before, and new
     for person in live:
         facts = events.get(person, ())
+        out = rows[person in created]
         for template, version in versions:
             after = compute(template.spec, facts, now)
             was = previous.get((template.template_id, person))
             changes.append(Change(workspace_id, person, template, was, after))
             due = after.next_change_at
             values = to_json(template.spec, after)
-            rows.append((template.template_id, person, values, due and due.isoformat(), version))
-    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(rows))
+            out.append((template.template_id, person, values, due and due.isoformat(), version))
+    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(rows[0]), jsonb_text(rows[1]))
     return changes
 
 

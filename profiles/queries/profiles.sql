@@ -58,10 +58,16 @@ WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 
 -- name: person_events --
 -- The events of these persons (all their aliases) of these types, from $4 on (future-stamped included).
-SELECT a.person_id, e.seq, e.type, e.time, e.data
-FROM aliases a
-JOIN events e ON e.workspace_id = a.workspace_id AND e.identity = a.alias
-WHERE a.workspace_id = $1 AND a.person_id = ANY($2::text[]) AND e.type = ANY($3::text[]) AND e.time >= $4;
+-- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
+-- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
+-- times slower for a batch's 500 persons.
+SELECT p.person_id, e.seq, e.type, e.time, e.data
+FROM unnest($2::text[]) AS p (person_id)
+CROSS JOIN LATERAL (
+    SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
+) a
+JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
+WHERE e.type = ANY($3::text[]) AND e.time >= $4;
 
 -- name: stored_values --
 -- A join, not `person_id = ANY($2)`: when the plan was cached while the table was nearly empty (a new
@@ -74,9 +80,16 @@ JOIN profile_values v ON v.workspace_id = $1 AND v.person_id = p.person_id
 WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
--- $3: one JSON array of rows [template_id, person_id, vals, next_change_at, template_version] (times in
--- ISO 8601; one text instead of five arrays of 500 elements). A computation that used an older
--- definition of the template than the stored row's leaves it alone.
+-- $3, $4: JSON arrays of rows [template_id, person_id, vals, next_change_at, template_version] (times in
+-- ISO 8601; one text instead of five arrays of 500 elements): $4 those of persons created in this
+-- transaction, which have no row yet (a plain insert is 20% cheaper), $3 the others. A computation that
+-- used an older definition of the template than the stored row's leaves it alone.
+WITH created AS (
+    INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
+                                template_version)
+    SELECT $1, r ->> 0, r ->> 1, r -> 2, $2, (r ->> 3)::timestamptz, (r ->> 4)::timestamptz
+    FROM jsonb_array_elements($4::text::jsonb) AS r
+)
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
 SELECT $1, r ->> 0, r ->> 1, r -> 2, $2, (r ->> 3)::timestamptz, (r ->> 4)::timestamptz

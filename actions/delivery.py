@@ -109,6 +109,9 @@ class DeliveryWorker:
                 await asyncio.wait(set(self._sending), return_when=asyncio.FIRST_COMPLETED)
                 continue
             limit = min(free, self._settings.batch)
+            # Cleared before the claim: a wake-up while it runs (a delivery committed after the claim's
+            # snapshot) makes the wait below return at once, instead of leaving it for the next poll.
+            self._wake.clear()
             claimed = await self._claim(limit)
             for row in claimed:
                 await self._slots.acquire()
@@ -117,7 +120,6 @@ class DeliveryWorker:
                 task.add_done_callback(self._sending.discard)
             if len(claimed) == limit:
                 continue
-            self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
             await asyncio.wait(
                 waiters, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED

@@ -8,13 +8,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from actions import catalog as actions_catalog
+from actions.delivery import DeliverySettings, DeliveryWorker
 from actions.models import ActionSpec
 from actions.signing import verify
+from journey_engine import workspaces
+from journey_engine.cloudevents import parse_event
+from journey_engine.db import connect, create_pool
+from journey_engine.events import EventRow
+from journey_engine.pipeline import IngestPipeline
 from profiles import catalog
 from profiles.templates import TemplateSpec
 from tests.helpers import Answer, WebhookReceiver, WorkspaceKey
@@ -311,3 +318,42 @@ async def test_export_holds_the_persons_firings_and_deliveries_and_erase_removes
     assert (erased["erased"]["firings"], erased["erased"]["deliveries"]) == (1, 1)
     for table in ("firings", "deliveries", "delivery_attempts", "profile_values"):
         assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+
+
+async def test_a_delivery_committed_while_the_worker_claims_is_sent_at_once_not_at_the_next_poll(
+    fresh_database: str, webhook_receiver: WebhookReceiver
+) -> None:
+    conn = await connect(fresh_database)
+    created = await workspaces.create_workspace(conn, "w")
+    await setup_action(conn, WorkspaceKey(created.workspace_id, "-", "-"), webhook_receiver.url)
+    rows = [
+        EventRow(created.workspace_id, parse_event(closed_queue(), default_region="US"), datetime.now(UTC))
+        for _ in range(2)
+    ]
+
+    class Racing(DeliveryWorker):
+        """Its first claim sees no delivery; one commits and its wake-up arrives before the claim ends."""
+
+        claims = 0
+
+        async def _claim(self, limit: int) -> list[asyncpg.Record]:
+            claimed = await super()._claim(limit)
+            self.claims += 1
+            if self.claims == 1:
+                async with conn.transaction():
+                    await IngestPipeline("US")(conn, rows)
+                self.wake()
+            return claimed
+
+    pool = await create_pool(fresh_database)
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        worker = asyncio.create_task(Racing(pool, session, DeliverySettings(poll_interval=60)).run(stop))
+        try:
+            (got,) = await webhook_receiver.wait_for(1, within=5)
+            assert got.path == "/sms"
+        finally:
+            stop.set()
+            await worker
+            await pool.close()
+            await conn.close()

@@ -33,7 +33,8 @@ LIMIT {limit} OFFSET {offset};
 -- The templates an event of these types can change (all of them when $2 is null), for writing their
 -- values: FOR KEY SHARE keeps each from being deleted until the transaction ends (a delete waits, then
 -- deletes the values written meanwhile; profile_values has no foreign key, see migration 0009). Edits
--- of a template do not wait: they change no key.
+-- that keep the template's name do not wait; a rename (the name is a unique key) waits like a delete.
+-- The foreign key's check took the same lock, per inserted row.
 SELECT template_id, name, spec, updated_at FROM templates
 WHERE workspace_id = $1 AND ($2::text[] IS NULL OR event_types && $2::text[])
 ORDER BY template_id FOR KEY SHARE;
@@ -108,13 +109,20 @@ WHERE next_change_at <= $1 ORDER BY next_change_at LIMIT $2;
 
 -- name: mark_template_due --
 -- After a template is created or changed: every person with an event of its types gets a row that is
--- due at once, so the sweeper computes it (values of the old definition are dropped first).
+-- due at once, so the sweeper computes it (values of the old definition are dropped first). The persons
+-- are held FOR KEY SHARE, as every writer of values holds them: a delete of one waits, then deletes the
+-- row written here (profile_values has no foreign key, see migration 0009).
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
-SELECT DISTINCT $1, $2, a.person_id, '[]'::jsonb, now(), now(), $4::timestamptz
-FROM events e JOIN aliases a ON a.workspace_id = e.workspace_id AND a.alias = e.identity
-WHERE e.workspace_id = $1 AND e.type = ANY($3::text[])
-ON CONFLICT (workspace_id, template_id, person_id) DO UPDATE
+SELECT $1, $2, p.person_id, '[]'::jsonb, now(), now(), $4::timestamptz
+FROM persons p
+WHERE p.workspace_id = $1 AND p.merged_into IS NULL AND p.person_id IN (
+    SELECT a.person_id
+    FROM events e JOIN aliases a ON a.workspace_id = e.workspace_id AND a.alias = e.identity
+    WHERE e.workspace_id = $1 AND e.type = ANY($3::text[])
+)
+FOR KEY SHARE OF p
+ON CONFLICT (workspace_id, person_id, template_id) DO UPDATE
 SET vals = '[]'::jsonb, next_change_at = now(), template_version = excluded.template_version;
 
 -- name: clear_template_values --

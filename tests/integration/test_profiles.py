@@ -246,3 +246,22 @@ async def test_the_sweeper_drops_due_values_whose_template_or_person_is_gone(
         await asyncio.sleep(0.05)
     assert [(r["template_id"], r["person_id"]) for r in rows] == [(template_id, person)]
     assert rows[0]["computed_at"] > past
+
+
+async def test_a_person_deleted_while_a_template_is_created_is_left_with_no_values(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    await post(api_client, workspace, event("+12263762555", "Payment Queue", datetime.now(UTC), queue="q"))
+    person = await db.fetchval("SELECT person_id FROM aliases WHERE alias = '+12263762555'")
+    path = f"/admin/v1/api/person/workspace-id/{workspace.workspace_id}/person-id/{person}"
+    creator = await connect(database)
+    try:
+        async with creator.transaction():
+            await make_template(creator, workspace)  # the person is due under it: a row, not yet committed
+            deleting = asyncio.create_task(api_client.delete(path, headers=workspace.headers))
+            await asyncio.sleep(0.3)
+            assert not deleting.done()  # the template's writer holds the person
+        assert (await asyncio.wait_for(deleting, 5)).status == 200
+    finally:
+        await creator.close()
+    assert await db.fetchval("SELECT count(*) FROM profile_values WHERE person_id = $1", person) == 0

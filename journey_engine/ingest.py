@@ -36,6 +36,11 @@ _ATTEMPTS = 3
 Write = Callable[[asyncpg.Connection, Sequence[EventRow]], Awaitable[list[Stored]]]
 
 
+class RetryBatch(Exception):
+    """Raised by a write that found its batch overtaken by a concurrent commit: the batcher runs it again
+    in a new transaction (as after a deadlock)."""
+
+
 @dataclass
 class _Request:
     rows: Sequence[EventRow]
@@ -126,8 +131,8 @@ class Batcher:
                 _resolve(request, stored)
         except asyncpg.DataError as exc:
             _fail(batch, _bad_data(exc))
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-            log.warning("ingest batch met a deadlock %d times; its requests are told to retry", _ATTEMPTS)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, RetryBatch):
+            log.warning("ingest batch collided %d times; its requests are told to retry", _ATTEMPTS)
             _fail(batch, Overloaded("Concurrent writes to the same persons collided; retry", retry_after=1))
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             log.warning("ingest write failed: %s", exc)
@@ -154,10 +159,10 @@ class Batcher:
                 async with self._pool.acquire() as conn, conn.transaction():
                     stored = await self._write(conn, rows)
                 break
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, RetryBatch) as exc:
                 if attempt == _ATTEMPTS - 1:
                     raise
-                log.info("ingest batch met a deadlock; retrying")
+                log.info("ingest batch retried: %s", exc)
         out, start = [], 0
         for group in groups:
             out.append(stored[start : start + len(group)])

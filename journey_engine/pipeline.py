@@ -21,6 +21,7 @@ import asyncpg
 from actions import firing
 from journey_engine import identity
 from journey_engine.events import EventRow, Stored, insert_events
+from journey_engine.ingest import RetryBatch
 from profiles import store
 
 
@@ -103,6 +104,9 @@ async def lock_owners(
             return owners
         owners = await identity.persons_of(conn, workspace_id, aliases)
         read_after_locks = True
+        lost = [a for a in aliases if a not in owners]
+        if lost:  # its person was deleted after the claim found it: claim it again, in a new transaction
+            raise RetryBatch(f"alias '{lost[0]}' lost its person to a concurrent delete")
 
 
 async def on_persons_changed(

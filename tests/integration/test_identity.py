@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from journey_engine import identity
 from journey_engine.db import connect
+from journey_engine.ingest import RetryBatch
 from journey_engine.pipeline import lock_owners
 from tests.helpers import WorkspaceKey
 
@@ -225,3 +226,51 @@ async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_move
                     await db.execute("SELECT 1 FROM persons WHERE person_id = $1 FOR NO KEY UPDATE NOWAIT", b)
     finally:
         await batch.close()
+
+
+async def test_an_ingest_whose_alias_lost_its_person_to_a_concurrent_delete_retries_and_claims_it_anew(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    """A batch's claim found 'jane' owned by J; before the batch locked J, a JDS delete of J committed
+    (the alias went with it). The batch runs again and gives the alias a new person."""
+    jane = {**event("jane", "temporaryId"), "type": "task:new"}  # counted by journey-default-template
+    await post(api_client, workspace, jane)
+    first = (await owners(db))["jane"]
+    batch = await connect(database)
+    try:
+        async with batch.transaction():
+            await batch.fetchval("SELECT 1")
+            path = f"/admin/v1/api/person/workspace-id/{workspace.workspace_id}/person-id/{first}"
+            assert (await api_client.delete(path, headers=workspace.headers)).status == 200
+            with pytest.raises(RetryBatch):
+                await lock_owners(batch, workspace.workspace_id, ["jane"], {"jane": first})
+    finally:
+        await batch.close()
+    await post(api_client, workspace, {**jane, "id": "again"})
+    second = (await owners(db))["jane"]
+    assert second != first
+    counted = "SELECT vals->0->'value' FROM profile_values WHERE person_id = $1"
+    assert await db.fetchval(counted, second) == 2  # both events kept under the identity
+
+
+async def test_a_post_whose_alias_loses_its_person_mid_batch_is_accepted_under_a_new_person(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jane = {**event("jane", "temporaryId"), "type": "task:new"}
+    await post(api_client, workspace, jane)
+    first = (await owners(db))["jane"]
+    resolve, calls = identity.resolve_batch, []
+
+    async def resolve_then_delete(*args: Any, **kwargs: Any) -> identity.Resolution:
+        """The first run of the batch: right after its claim, a JDS delete of jane's person commits."""
+        resolved = await resolve(*args, **kwargs)
+        calls.append(resolved)
+        if len(calls) == 1:
+            path = f"/admin/v1/api/person/workspace-id/{workspace.workspace_id}/person-id/{first}"
+            assert (await api_client.delete(path, headers=workspace.headers)).status == 200
+        return resolved
+
+    monkeypatch.setattr(identity, "resolve_batch", resolve_then_delete)
+    await post(api_client, workspace, {**jane, "id": "again"})  # 202, not a 500
+    assert len(calls) == 2
+    assert (await owners(db))["jane"] != first

@@ -91,8 +91,9 @@ async def replace(
 
 
 async def delete(conn: asyncpg.Connection, workspace_id: str, template_id: str) -> bool:
-    """Delete the template and its values (call inside a transaction). The template row first: that
-    waits for the writers holding it, so the values they wrote are deleted too."""
+    """Delete the template and its values (call inside a transaction). Its lock first: that waits for the
+    writers holding the template (`store.templates_for`), so the values they wrote are deleted too."""
+    await conn.execute(QUERIES["lock_template_values"], workspace_id, template_id)
     if await conn.fetchval(QUERIES["delete_template"], workspace_id, template_id) is None:
         return False
     await conn.execute(QUERIES["clear_template_values"], workspace_id, template_id)

@@ -82,9 +82,15 @@ _PARSED: VersionCache[tuple[str, datetime], TemplateSpec] = VersionCache()
 async def templates_for(
     conn: asyncpg.Connection, workspace_id: str, event_types: Collection[str] | None
 ) -> list[StoredTemplate]:
-    """The workspace's templates that events of `event_types` can change (None: all templates)."""
+    """The workspace's templates that events of `event_types` can change (None: all templates), held
+    until the transaction ends so that none is deleted while its values are written."""
     types = None if event_types is None else sorted(event_types)
-    return [parse_template(r) for r in await conn.fetch(QUERIES["templates_for_types"], workspace_id, types)]
+    rows = await conn.fetch(QUERIES["templates_for_types"], workspace_id, types)
+    if not rows:
+        return []
+    ids = [r["template_id"] for r in rows]
+    there = {r["template_id"] for r in await conn.fetch(QUERIES["templates_still_there"], workspace_id, ids)}
+    return [parse_template(r) for r in rows if r["template_id"] in there]
 
 
 async def refresh(

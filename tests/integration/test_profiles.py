@@ -265,3 +265,35 @@ async def test_a_person_deleted_while_a_template_is_created_is_left_with_no_valu
     finally:
         await creator.close()
     assert await db.fetchval("SELECT count(*) FROM profile_values WHERE person_id = $1", person) == 0
+
+
+async def test_a_template_delete_is_not_overtaken_by_writers_that_come_after_it(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    await person_with_an_event(api_client, db, workspace)
+    template = await catalog.find(db, workspace.workspace_id, "repeat")
+    assert template is not None
+    first, later, deleter = await connect(database), await connect(database), await connect(database)
+
+    async def delete() -> bool:
+        async with deleter.transaction():
+            return await catalog.delete(deleter, workspace.workspace_id, template.template_id)
+
+    async def write_later() -> list[store.StoredTemplate]:
+        async with later.transaction():
+            return await store.templates_for(later, workspace.workspace_id, ["Payment Queue"])
+
+    try:
+        async with first.transaction():
+            assert await store.templates_for(first, workspace.workspace_id, ["Payment Queue"])
+            deleting = asyncio.create_task(delete())
+            await asyncio.sleep(0.2)
+            writing = asyncio.create_task(write_later())
+            await asyncio.sleep(0.3)
+            assert not deleting.done()  # waits for the first writer
+            assert not writing.done()  # waits for the delete, not ahead of it
+        assert await asyncio.wait_for(deleting, 5)
+        assert await asyncio.wait_for(writing, 5) == []  # the template is gone
+    finally:
+        for conn in (first, later, deleter):
+            await conn.close()

@@ -131,7 +131,7 @@ CREATE UNIQUE INDEX templates_name_key ON templates (workspace_id, name);
 -- One row per (template, person): every attribute's value, exact until `next_change_at`, when an event
 -- leaves (or a future-stamped one enters) a window; the sweeper recomputes rows once that time passes.
 -- Written at every event a template counts, so it has no foreign keys (a query per inserted row): the
--- writers hold locks on the template and person rows, and deleting either deletes its values (0009); no
+-- writers hold locks on the template and the person, and deleting either deletes its values (0009); no
 -- cascade reaches them, so deleting a workspace must delete its values too.
 CREATE TABLE profile_values (
     workspace_id    text NOT NULL,

@@ -122,8 +122,8 @@ WHERE next_change_at <= $1 ORDER BY next_change_at LIMIT $2;
 -- name: mark_template_due --
 -- After a template is created or changed: every person with an event of its types gets a row that is
 -- due at once, so the sweeper computes it (values of the old definition are dropped first). The persons
--- are held FOR KEY SHARE, as every writer of values holds them: a delete of one waits, then deletes the
--- row written here (profile_values has no foreign key, see migration 0009).
+-- are held FOR KEY SHARE, as every writer of values holds its persons: a delete of one waits, then
+-- deletes the row written here (profile_values has no foreign key, see migration 0009).
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
 SELECT $1, $2, p.person_id, '[]'::jsonb, now(), now(), $4::timestamptz

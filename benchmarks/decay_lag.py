@@ -183,12 +183,7 @@ async def main(args: argparse.Namespace) -> int:
             await harness.analyze(dsn)
 
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-                **bulk.reuse_port_env(args.processes),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
             if args.sweep_interval:
                 env["JOURNEY_SWEEP_INTERVAL"] = str(args.sweep_interval)
             command = harness.engine_command(port, 1)
@@ -314,8 +309,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--processes", type=int, default=1, help="engine processes (each runs the sweeper)")
     parser.add_argument("--log-level", default="INFO", help="the engine's JOURNEY_LOG_LEVEL (default INFO)")
-    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
-    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
+    spy.add_arguments(parser)
     args = parser.parse_args()
     if not (
         1 <= args.persons <= 2_000_000

@@ -75,11 +75,7 @@ async def main(args: argparse.Namespace) -> int:
             workspace_id, token, took = await load(dsn, args)
             print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp)
             async with harness.run_servers(
                 harness.engine_command(port, 1), port, 1, env, tmp / "engine.log", "/readyz"
             ) as servers:

@@ -162,6 +162,11 @@ def engine_command(port: int, processes: int) -> list[str]:
     return [sys.executable, "-m", "journey_engine", "serve", "--port", str(port)]
 
 
+def engine_env(dsn: str, log_level: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """The engine's environment for a run: its database, log level, a data folder in `tmp`, `extra`."""
+    return {"DATABASE_URL": dsn, "JOURNEY_LOG_LEVEL": log_level, "JOURNEY_DATA_DIR": str(tmp / "x"), **extra}
+
+
 @dataclass
 class Servers:
     """Server subprocesses listening on one port."""

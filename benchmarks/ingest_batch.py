@@ -100,7 +100,7 @@ async def engine_run(
     With `profile` (a name) and `args.py_spy`, the engine is recorded with py-spy meanwhile (spy.py)."""
     workspace_id, token = key
     port = harness.free_port()
-    env = {"DATABASE_URL": dsn, "JOURNEY_LOG_LEVEL": args.log_level, "JOURNEY_DATA_DIR": str(tmp / "x")}
+    env = harness.engine_env(dsn, args.log_level, tmp)
     command = harness.engine_command(port, args.processes)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": BATCH_TYPE}
     async with (
@@ -204,18 +204,15 @@ def report(args: argparse.Namespace, rounds: list[Round]) -> None:
     harness.check_quiet([cpu.others() for r in rounds for cpu in (r.copy_cpu, r.engine_cpu)])
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_run_arguments(parser: argparse.ArgumentParser, rounds: str) -> None:
+    """The options of a batch-ingest run through `engine_run` (also ingest_with_template.py's);
+    `rounds` says what a round is."""
     parser.add_argument("--database-url", help=harness.DATABASE_URL_HELP)
     parser.add_argument("--events", type=int, default=100_000, help="events per run (default 100000)")
     parser.add_argument("--identities", type=int, default=50_000, help="distinct identities (default 50000)")
     parser.add_argument("--batch", type=int, default=500, help="events per request (default 500)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="COPY + engine rounds; the median is the result"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help=rounds)
     parser.add_argument(
         "--processes", type=int, default=1, help="engine processes sharing the port (reuse_port)"
     )
@@ -224,6 +221,13 @@ def parse_args() -> argparse.Namespace:
         "--preload", type=int, default=20_000, help="events of other identities stored before (default 20000)"
     )
     parser.add_argument("--cold", action="store_true", help="skip ANALYZE after the preload (see README.md)")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_run_arguments(parser, "COPY + engine rounds; the median is the result")
     args = parser.parse_args()
     if not (
         0 <= args.preload <= 1_000_000

@@ -119,11 +119,7 @@ async def main(args: argparse.Namespace) -> int:
                 baseline_cmd, port, args.processes, {}, tmp / "baseline.log", "/healthz"
             ) as servers:
                 baseline = await measure("baseline (no database)", "b", servers, args, tmp, key, dsn)
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp)
             async with harness.run_servers(
                 harness.engine_command(port, args.processes),
                 port,

@@ -39,6 +39,7 @@ from typing import Any
 import bulk
 import harness
 import ingest_batch
+import spy
 
 from journey_engine import views
 from journey_engine.db import connect
@@ -175,24 +176,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", help=harness.DATABASE_URL_HELP)
-    parser.add_argument("--events", type=int, default=100_000, help="events per run (default 100000)")
-    parser.add_argument("--identities", type=int, default=50_000, help="distinct identities (default 50000)")
-    parser.add_argument("--batch", type=int, default=500, help="events per request (default 500)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of both kinds; the medians are the result"
-    )
-    parser.add_argument(
-        "--processes", type=int, default=1, help="engine processes sharing the port (reuse_port)"
-    )
-    parser.add_argument("--log-level", default="INFO", help="the engine's JOURNEY_LOG_LEVEL (default INFO)")
-    parser.add_argument(
-        "--preload", type=int, default=20_000, help="events of other identities stored before"
-    )
-    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
-    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
-    parser.add_argument("--cold", action="store_true", help="skip ANALYZE after the preload")
+    ingest_batch.add_run_arguments(parser, "rounds of both kinds; the medians are the result")
+    spy.add_arguments(parser)
     args = parser.parse_args()
     if not (
         0 <= args.preload <= min(args.identities, 1_000_000)

@@ -194,11 +194,7 @@ async def main(args: argparse.Namespace) -> int:
         ):
             workspace_id, token, load_seconds = await load(dsn, args.persons)
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp)
             command = harness.engine_command(port, args.processes)
             runs: dict[str, dict[str, Any]] = {}
             async with harness.run_servers(

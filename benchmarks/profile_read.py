@@ -214,12 +214,7 @@ async def main(args: argparse.Namespace) -> int:
             workspace_id, token, took = await load(dsn, args)
             print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-                **bulk.reuse_port_env(args.processes),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
             command = harness.engine_command(port, 1)
             async with harness.run_servers(
                 command, port, args.processes, env, tmp / "engine.log", "/readyz"
@@ -312,8 +307,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--queries", type=int, default=3000, help="handler-only requests (default 3000)")
     parser.add_argument("--log-level", default="INFO", help="the engine's JOURNEY_LOG_LEVEL (default INFO)")
-    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
-    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
+    spy.add_arguments(parser)
     args = parser.parse_args()
     if not (
         1 <= args.persons <= 10_000_000

@@ -79,11 +79,10 @@ async def main(args: argparse.Namespace) -> int:
             rport = harness.free_port()
             workspace_id, token = await webhook_latency.setup(dsn, rport)
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn, "JOURNEY_LOG_LEVEL": args.log_level, "JOURNEY_DATA_DIR": str(tmp / "x"),
-                "JOURNEY_WEBHOOK_RETRY_SCHEDULE": args.schedule,
+            env = harness.engine_env(
+                dsn, args.log_level, tmp, JOURNEY_WEBHOOK_RETRY_SCHEDULE=args.schedule,
                 **bulk.reuse_port_env(args.processes),
-            }  # fmt: skip
+            )  # fmt: skip
             command = harness.engine_command(port, 1)
             receiver_cmd = [
                 sys.executable,

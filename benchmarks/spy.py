@@ -8,6 +8,7 @@ prints the functions with the most samples (self and inclusive). Get py-spy with
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -16,6 +17,12 @@ import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that records with py-spy: `--py-spy DIR`, `--py-spy-bin PATH`."""
+    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
+    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
 
 
 def find(binary: str | None) -> str | None:

@@ -179,12 +179,7 @@ async def main(args: argparse.Namespace) -> int:
             await harness.analyze(dsn)
             receiver_cmd = [sys.executable, str(HERE / "webhook_receiver.py"), "--port", str(rport)]
             port = harness.free_port()
-            env = {
-                "DATABASE_URL": dsn,
-                "JOURNEY_LOG_LEVEL": args.log_level,
-                "JOURNEY_DATA_DIR": str(tmp / "x"),
-                **bulk.reuse_port_env(args.processes),
-            }
+            env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
             async with (
                 harness.run_servers(receiver_cmd, rport, 1, {}, tmp / "receiver.log", "/_ping") as receiver,
                 harness.run_servers(
@@ -342,8 +337,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--processes", type=int, default=1, help="engine processes sharing the port")
     parser.add_argument("--log-level", default="INFO", help="the engine's JOURNEY_LOG_LEVEL (default INFO)")
-    parser.add_argument("--py-spy", metavar="DIR", help="record the engine with py-spy into DIR (spy.py)")
-    parser.add_argument("--py-spy-bin", metavar="PATH", help="the py-spy executable (default: on PATH)")
+    spy.add_arguments(parser)
     args = parser.parse_args()
     if not (1 <= args.rate <= 20_000 and 1 <= args.duration <= 300 and 0 <= args.warmup <= 60):
         parser.error("--rate 1..20000, --duration 1..300, --warmup 0..60")

@@ -91,6 +91,7 @@ async def lock_owners(
     then the owners read again: this batch's merges, or a merge or unmerge another transaction committed
     meanwhile (it locks the persons it changes, so after our locks the aliases of locked persons stay
     put), may have moved an alias. A new owner is locked too, until every owner read after the locks is.
+    An alias with no owner then (its person deleted meanwhile) raises `RetryBatch`.
     """
     if not aliases:
         return {}

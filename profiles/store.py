@@ -129,10 +129,11 @@ async def refresh(
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     versions = [(t, t.version.isoformat()) for t in templates]
     changes = []
-    rows: tuple[list[Any], list[Any]] = ([], [])  # upsert_values's: stored before, and new
+    stored: list[Any] = []  # upsert_values's rows, of persons that may have values stored
+    new: list[Any] = []  # and of those created in this transaction
     for person in live:
         facts = events.get(person, ())
-        out = rows[person in created]
+        out = new if person in created else stored
         for template, version in versions:
             after = compute(template.spec, facts, now)
             was = previous.get((template.template_id, person))
@@ -140,7 +141,7 @@ async def refresh(
             due = after.next_change_at
             values = to_json(template.spec, after)
             out.append((template.template_id, person, values, due and due.isoformat(), version))
-    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(rows[0]), jsonb_text(rows[1]))
+    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(stored), jsonb_text(new))
     return changes
 
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -65,26 +63,21 @@ async def load(dsn: str, args: argparse.Namespace) -> tuple[str, str, dict[str, 
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        async with (
-            harness.postgres(args.database_url, tmp) as server_dsn,
-            harness.fresh_database(server_dsn) as dsn,
-        ):
-            print(f"loading {args.persons:,} persons and {args.events:,} events ...", flush=True)
-            workspace_id, token, took = await load(dsn, args)
-            print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
-            port = harness.free_port()
-            env = harness.engine_env(dsn, args.log_level, tmp)
-            async with harness.run_servers(
-                harness.engine_command(port, 1), port, 1, env, tmp / "engine.log", "/readyz"
-            ) as servers:
-                path = (
-                    f"/v1/api/events/workspace-id/{workspace_id}?identity=user{{i}}@{bulk.DOMAIN}"
-                    "&filter=type%3D%3D%27Payment%27&data=category%3D%3D%27Water%27&pageSize=1"
-                )
-                base, base_cpu = await measure(port, args, "/healthz", token, tmp, servers.pids, dsn, 1)
-                feed, feed_cpu = await measure(port, args, path, token, tmp, servers.pids, dsn, 2)
+    async with harness.scratch_database(args.database_url) as (tmp, dsn):
+        print(f"loading {args.persons:,} persons and {args.events:,} events ...", flush=True)
+        workspace_id, token, took = await load(dsn, args)
+        print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
+        port = harness.free_port()
+        env = harness.engine_env(dsn, args.log_level, tmp)
+        async with harness.run_servers(
+            harness.engine_command(port, 1), port, 1, env, tmp / "engine.log", "/readyz"
+        ) as servers:
+            path = (
+                f"/v1/api/events/workspace-id/{workspace_id}?identity=user{{i}}@{bulk.DOMAIN}"
+                "&filter=type%3D%3D%27Payment%27&data=category%3D%3D%27Water%27&pageSize=1"
+            )
+            base, base_cpu = await measure(port, args, "/healthz", token, tmp, servers.pids, dsn, 1)
+            feed, feed_cpu = await measure(port, args, path, token, tmp, servers.pids, dsn, 2)
     print(
         f"\nfeed query (identity + filter + data, pageSize=1): {args.persons:,} persons, {args.events:,}"
         f" events; open loop at {args.rate:,} req/s for {args.duration} s after {args.warmup} s of warm-up\n"

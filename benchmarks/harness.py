@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -93,6 +94,16 @@ async def postgres(database_url: str | None, tmp: Path) -> AsyncIterator[str]:
         yield server.admin_dsn()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(database_url: str | None) -> AsyncIterator[tuple[Path, str]]:
+    """A temporary folder and a fresh migrated database (on the server `database_url` names, or an
+    embedded one in that folder), both gone when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with postgres(database_url, tmp) as server_dsn, fresh_database(server_dsn) as dsn:
+            yield tmp, dsn
 
 
 @contextlib.asynccontextmanager

@@ -34,7 +34,6 @@ import random
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -186,41 +185,35 @@ def row(name: str, s: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        async with (
-            harness.postgres(args.database_url, tmp) as server_dsn,
-            harness.fresh_database(server_dsn) as dsn,
-        ):
-            workspace_id, token, load_seconds = await load(dsn, args.persons)
-            port = harness.free_port()
-            env = harness.engine_env(dsn, args.log_level, tmp)
-            command = harness.engine_command(port, args.processes)
-            runs: dict[str, dict[str, Any]] = {}
-            async with harness.run_servers(
-                command, port, args.processes, env, tmp / "engine.log", "/readyz"
-            ) as servers:
-                await check_answer(servers.url, workspace_id, token, args.persons)
-                aliases = f"/admin/v1/api/person/workspace-id/{workspace_id}/aliases/"
-                rate = f"{args.rate:,}/s"
-                runs[f"baseline: GET /healthz, {rate}"] = await constant_rate(
-                    port, args, "/healthz", token, tmp, servers, dsn
-                )
-                runs[f"lookup: GET .../aliases/{{phone}}, {rate}"] = await constant_rate(
-                    port, args, aliases + "%2B1226{i}", token, tmp, servers, dsn
-                )
-                runs["baseline: GET /healthz, closed loop"] = await closed_loop(
-                    f"{servers.url}/healthz", args, token, 0, servers, dsn
-                )
-                runs["lookup, closed loop"] = await closed_loop(
-                    servers.url + aliases, args, token, args.persons, servers, dsn
-                )
-            runs["persons.lookup, no HTTP, 1 connection"] = await without_http(
-                dsn, workspace_id, args.persons, args.queries
+    async with harness.scratch_database(args.database_url) as (tmp, dsn):
+        workspace_id, token, load_seconds = await load(dsn, args.persons)
+        port = harness.free_port()
+        env = harness.engine_env(dsn, args.log_level, tmp)
+        command = harness.engine_command(port, args.processes)
+        runs: dict[str, dict[str, Any]] = {}
+        async with harness.run_servers(
+            command, port, args.processes, env, tmp / "engine.log", "/readyz"
+        ) as servers:
+            await check_answer(servers.url, workspace_id, token, args.persons)
+            aliases = f"/admin/v1/api/person/workspace-id/{workspace_id}/aliases/"
+            rate = f"{args.rate:,}/s"
+            runs[f"baseline: GET /healthz, {rate}"] = await constant_rate(
+                port, args, "/healthz", token, tmp, servers, dsn
             )
-            if args.keep_log:
-                shutil.copy(tmp / "engine.log", args.keep_log)
-
+            runs[f"lookup: GET .../aliases/{{phone}}, {rate}"] = await constant_rate(
+                port, args, aliases + "%2B1226{i}", token, tmp, servers, dsn
+            )
+            runs["baseline: GET /healthz, closed loop"] = await closed_loop(
+                f"{servers.url}/healthz", args, token, 0, servers, dsn
+            )
+            runs["lookup, closed loop"] = await closed_loop(
+                servers.url + aliases, args, token, args.persons, servers, dsn
+            )
+        runs["persons.lookup, no HTTP, 1 connection"] = await without_http(
+            dsn, workspace_id, args.persons, args.queries
+        )
+        if args.keep_log:
+            shutil.copy(tmp / "engine.log", args.keep_log)
     where = "embedded PostgreSQL" if not args.database_url else args.database_url
     print(
         f"person lookup by phone: {args.persons:,} persons, {2 * args.persons:,} aliases (loaded in"

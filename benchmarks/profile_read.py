@@ -30,7 +30,6 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -204,47 +203,41 @@ def row(name: str, result: openloop.Result, cpu: harness.Cpu | None) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        async with (
-            harness.postgres(args.database_url, tmp) as server_dsn,
-            harness.fresh_database(server_dsn) as dsn,
-        ):
-            print(f"loading {args.persons:,} persons and {args.events:,} events ...", flush=True)
-            workspace_id, token, took = await load(dsn, args)
-            print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
-            port = harness.free_port()
-            env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
-            command = harness.engine_command(port, 1)
-            async with harness.run_servers(
-                command, port, args.processes, env, tmp / "engine.log", "/readyz"
-            ) as servers:
-                started = time.perf_counter()
-                record = await bulk.create_template(dsn, workspace_id, template_spec())
-                marked = time.perf_counter() - started
-                async with harness.cpu_meter({"engine": servers.pids}, dsn) as compute_cpu:
-                    if args.compute == "refresh":
-                        await refresh_all(dsn, workspace_id, args.persons, record.template)
-                    await wait_computed(dsn, record.template_id, args.persons, 3600)
-                compute_s = time.perf_counter() - started - marked
-                print(
-                    f"  template created and {args.persons:,} persons"
-                    f" marked due in {marked:.1f} s; values computed"
-                    f" by the {args.compute} in {compute_s:.1f} s ({args.persons / compute_s:,.0f} values/s;"
-                    f" engine {compute_cpu.cores('engine'):.2f} cores,"
-                    f" postgres {compute_cpu.cores('postgres'):.2f})",
-                    flush=True,
-                )
-                await harness.vacuum(dsn)
-                sample = await check_answer(servers.url, workspace_id, token)
-                view_path = (
-                    f"/v1/api/progressive-profile-view/workspace-id/{workspace_id}/identity/"
-                    f"user{{i}}@{bulk.DOMAIN}/template-name/{TEMPLATE}"
-                )
-                base, base_cpu = await measure(port, args, "/healthz", token, tmp, servers.pids, dsn, 1)
-                view, view_cpu = await measure(port, args, view_path, token, tmp, servers.pids, dsn, 2)
-            sql = await handler_only(dsn, workspace_id, args.persons, args.queries)
-
+    async with harness.scratch_database(args.database_url) as (tmp, dsn):
+        print(f"loading {args.persons:,} persons and {args.events:,} events ...", flush=True)
+        workspace_id, token, took = await load(dsn, args)
+        print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()), flush=True)
+        port = harness.free_port()
+        env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
+        command = harness.engine_command(port, 1)
+        async with harness.run_servers(
+            command, port, args.processes, env, tmp / "engine.log", "/readyz"
+        ) as servers:
+            started = time.perf_counter()
+            record = await bulk.create_template(dsn, workspace_id, template_spec())
+            marked = time.perf_counter() - started
+            async with harness.cpu_meter({"engine": servers.pids}, dsn) as compute_cpu:
+                if args.compute == "refresh":
+                    await refresh_all(dsn, workspace_id, args.persons, record.template)
+                await wait_computed(dsn, record.template_id, args.persons, 3600)
+            compute_s = time.perf_counter() - started - marked
+            print(
+                f"  template created and {args.persons:,} persons"
+                f" marked due in {marked:.1f} s; values computed"
+                f" by the {args.compute} in {compute_s:.1f} s ({args.persons / compute_s:,.0f} values/s;"
+                f" engine {compute_cpu.cores('engine'):.2f} cores,"
+                f" postgres {compute_cpu.cores('postgres'):.2f})",
+                flush=True,
+            )
+            await harness.vacuum(dsn)
+            sample = await check_answer(servers.url, workspace_id, token)
+            view_path = (
+                f"/v1/api/progressive-profile-view/workspace-id/{workspace_id}/identity/"
+                f"user{{i}}@{bulk.DOMAIN}/template-name/{TEMPLATE}"
+            )
+            base, base_cpu = await measure(port, args, "/healthz", token, tmp, servers.pids, dsn, 1)
+            view, view_cpu = await measure(port, args, view_path, token, tmp, servers.pids, dsn, 2)
+        sql = await handler_only(dsn, workspace_id, args.persons, args.queries)
     where = args.database_url or "embedded PostgreSQL"
     print(
         "\nprofile read (JDS view by identity, template-name):"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -70,49 +69,44 @@ async def set_status(receiver_url: str, status: int) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     schedule = [float(x) for x in args.schedule.split(",")]
-    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        async with (
-            harness.postgres(args.database_url, tmp) as server_dsn,
-            harness.fresh_database(server_dsn) as dsn,
-        ):
-            rport = harness.free_port()
-            workspace_id, token = await webhook_latency.setup(dsn, rport)
-            port = harness.free_port()
-            env = harness.engine_env(
-                dsn, args.log_level, tmp, JOURNEY_WEBHOOK_RETRY_SCHEDULE=args.schedule,
-                **bulk.reuse_port_env(args.processes),
-            )  # fmt: skip
-            command = harness.engine_command(port, 1)
-            receiver_cmd = [
-                sys.executable,
-                str(HERE / "webhook_receiver.py"),
-                "--port",
-                str(rport),
-                "--status",
-                "503",
-            ]
+    async with harness.scratch_database(args.database_url) as (tmp, dsn):
+        rport = harness.free_port()
+        workspace_id, token = await webhook_latency.setup(dsn, rport)
+        port = harness.free_port()
+        env = harness.engine_env(
+            dsn, args.log_level, tmp, JOURNEY_WEBHOOK_RETRY_SCHEDULE=args.schedule,
+            **bulk.reuse_port_env(args.processes),
+        )  # fmt: skip
+        command = harness.engine_command(port, 1)
+        receiver_cmd = [
+            sys.executable,
+            str(HERE / "webhook_receiver.py"),
+            "--port",
+            str(rport),
+            "--status",
+            "503",
+        ]
+        async with harness.run_servers(
+            command, port, args.processes, env, tmp / "engine.log", "/readyz"
+        ) as engine:
+            started = time.monotonic()
+            fire_s = await webhook_latency.fire(
+                f"{engine.url}/v1/workspaces/{workspace_id}/events", token, args.firings
+            )
+            await asyncio.sleep(max(0.0, started + args.refused - time.monotonic()))
+            during_refused = await outbox(dsn)
             async with harness.run_servers(
-                command, port, args.processes, env, tmp / "engine.log", "/readyz"
-            ) as engine:
-                started = time.monotonic()
-                fire_s = await webhook_latency.fire(
-                    f"{engine.url}/v1/workspaces/{workspace_id}/events", token, args.firings
-                )
-                await asyncio.sleep(max(0.0, started + args.refused - time.monotonic()))
-                during_refused = await outbox(dsn)
-                async with harness.run_servers(
-                    receiver_cmd, rport, 1, {}, tmp / "receiver.log", "/_ping"
-                ) as receiver:
-                    await asyncio.sleep(args.failing)
-                    during_failing = await outbox(dsn)
-                    await set_status(receiver.url, 200)
-                    up = time.monotonic()
-                    drained = await webhook_latency.wait_drained(dsn, args.firings, args.deadline)
-                    await asyncio.sleep(args.linger)  # any late duplicate would arrive now
-                    got = await webhook_latency.records(receiver.url)
-            after = await outbox(dsn)
-            ids = await delivery_ids(dsn)
+                receiver_cmd, rport, 1, {}, tmp / "receiver.log", "/_ping"
+            ) as receiver:
+                await asyncio.sleep(args.failing)
+                during_failing = await outbox(dsn)
+                await set_status(receiver.url, 200)
+                up = time.monotonic()
+                drained = await webhook_latency.wait_drained(dsn, args.firings, args.deadline)
+                await asyncio.sleep(args.linger)  # any late duplicate would arrive now
+                got = await webhook_latency.records(receiver.url)
+        after = await outbox(dsn)
+        ids = await delivery_ids(dsn)
     report(args, schedule, fire_s, during_refused, during_failing, after, drained, up - started, got, ids)
     return 0
 

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -168,62 +167,57 @@ def client_spec(
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="je-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    async with harness.scratch_database(args.database_url) as (tmp, dsn):
+        rport = harness.free_port()
+        workspace_id, token = await setup(dsn, rport)
+        await harness.analyze(dsn)
+        receiver_cmd = [sys.executable, str(HERE / "webhook_receiver.py"), "--port", str(rport)]
+        port = harness.free_port()
+        env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
         async with (
-            harness.postgres(args.database_url, tmp) as server_dsn,
-            harness.fresh_database(server_dsn) as dsn,
+            harness.run_servers(receiver_cmd, rport, 1, {}, tmp / "receiver.log", "/_ping") as receiver,
+            harness.run_servers(
+                harness.engine_command(port, 1), port, args.processes, env, tmp / "engine.log", "/readyz"
+            ) as engine,
         ):
-            rport = harness.free_port()
-            workspace_id, token = await setup(dsn, rport)
+            headers = {"Content-Type": "application/json"}
+            direct_spec = client_spec(
+                rport, args, "/hook", '{"identity":"direct-{i}"}', headers, 0, args.duration
+            )
+            async with harness.cpu_meter(
+                {"receiver": receiver.pids, "engine": engine.pids}, dsn
+            ) as direct_cpu:
+                direct = await openloop.run(direct_spec, tmp)
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+            path = f"/v1/workspaces/{workspace_id}/events"
+            # Steady-state plans (README.md): firings, deliveries and persons exist, then ANALYZE.
+            await fire(f"{engine.url}{path}", token, args.preload, first=10**9)
+            await wait_drained(dsn, args.preload, 300)
             await harness.analyze(dsn)
-            receiver_cmd = [sys.executable, str(HERE / "webhook_receiver.py"), "--port", str(rport)]
-            port = harness.free_port()
-            env = harness.engine_env(dsn, args.log_level, tmp, **bulk.reuse_port_env(args.processes))
+            if args.warmup:
+                await openloop.run(
+                    client_spec(port, args, path, event_body(), headers, 10**8, args.warmup), tmp
+                )
+            before = await delivered(dsn)
+            await wait_drained(dsn, before, 300)
+            engine_spec = client_spec(port, args, path, event_body(), headers, 0, args.duration)
+            commits = await xact_commits(dsn)
             async with (
-                harness.run_servers(receiver_cmd, rport, 1, {}, tmp / "receiver.log", "/_ping") as receiver,
-                harness.run_servers(
-                    harness.engine_command(port, 1), port, args.processes, env, tmp / "engine.log", "/readyz"
-                ) as engine,
+                spy.recording(args.py_spy_bin, args.py_spy, "webhook", engine.pids, args.duration),
+                harness.cpu_meter({"receiver": receiver.pids, "engine": engine.pids}, dsn) as engine_cpu,
             ):
-                headers = {"Content-Type": "application/json"}
-                direct_spec = client_spec(
-                    rport, args, "/hook", '{"identity":"direct-{i}"}', headers, 0, args.duration
-                )
-                async with harness.cpu_meter(
-                    {"receiver": receiver.pids, "engine": engine.pids}, dsn
-                ) as direct_cpu:
-                    direct = await openloop.run(direct_spec, tmp)
-                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-                path = f"/v1/workspaces/{workspace_id}/events"
-                # Steady-state plans (README.md): firings, deliveries and persons exist, then ANALYZE.
-                await fire(f"{engine.url}{path}", token, args.preload, first=10**9)
-                await wait_drained(dsn, args.preload, 300)
-                await harness.analyze(dsn)
-                if args.warmup:
-                    await openloop.run(
-                        client_spec(port, args, path, event_body(), headers, 10**8, args.warmup), tmp
-                    )
-                before = await delivered(dsn)
-                await wait_drained(dsn, before, 300)
-                engine_spec = client_spec(port, args, path, event_body(), headers, 0, args.duration)
-                commits = await xact_commits(dsn)
-                async with (
-                    spy.recording(args.py_spy_bin, args.py_spy, "webhook", engine.pids, args.duration),
-                    harness.cpu_meter({"receiver": receiver.pids, "engine": engine.pids}, dsn) as engine_cpu,
-                ):
-                    fired = await openloop.run(engine_spec, tmp)
-                    drain = await wait_drained(dsn, before + sum(s == 202 for s in fired.status), 120)
-                commits = await xact_commits(dsn) - commits
-                got = await records(receiver.url)
-            conn = await asyncpg.connect(dsn)
-            try:
-                firings = await conn.fetchval("SELECT count(*) FROM firings") - before
-                attempts = await conn.fetchval(
-                    "SELECT count(*) FROM delivery_attempts WHERE status_code <> 200 OR status_code IS NULL"
-                )
-            finally:
-                await conn.close()
+                fired = await openloop.run(engine_spec, tmp)
+                drain = await wait_drained(dsn, before + sum(s == 202 for s in fired.status), 120)
+            commits = await xact_commits(dsn) - commits
+            got = await records(receiver.url)
+        conn = await asyncpg.connect(dsn)
+        try:
+            firings = await conn.fetchval("SELECT count(*) FROM firings") - before
+            attempts = await conn.fetchval(
+                "SELECT count(*) FROM delivery_attempts WHERE status_code <> 200 OR status_code IS NULL"
+            )
+        finally:
+            await conn.close()
     report(args, direct, fired, got, direct_cpu, engine_cpu, firings, attempts, drain, commits)
     return 0
 

@@ -33,6 +33,7 @@ from journey_engine.feed import native_event
 from journey_engine.person_changes import Edit
 from journey_engine.persons import Person
 from journey_engine.sql import QUERIES
+from profiles import store
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +103,28 @@ async def _erase_history(conn: asyncpg.Connection, s: Subject) -> int:
 
 # Export order; erase runs from the last to the first.
 async def _export_profile_values(conn: asyncpg.Connection, s: Subject) -> Any:
-    rows = await conn.fetch(QUERIES["export_profile_values"], s.workspace_id, list(s.person_ids))
-    return [_json_row(r) for r in rows]
+    """Each stored row with its attributes named (the storage form is positional, see compute.to_json);
+    `attributes` is null for a row waiting to be computed (a template just made or changed)."""
+    out = []
+    for row in await conn.fetch(QUERIES["export_profile_values"], s.workspace_id, list(s.person_ids)):
+        template = store.parse_template(row)
+        values = store.decode_stored(template, row)
+        attributes = None
+        if values is not None:
+            attributes = [
+                {"displayName": spec.displayName, "result": value.jds_result, "events": value.result.events,
+                 "error": value.error}
+                for spec, value in zip(template.spec.attributes, values.attributes, strict=True)
+            ]  # fmt: skip
+        out.append(
+            {
+                "template": row["name"], "templateId": row["template_id"],
+                "computedAt": format_time(row["computed_at"]),
+                "nextChangeAt": row["next_change_at"] and format_time(row["next_change_at"]),
+                "attributes": attributes,
+            }
+        )  # fmt: skip
+    return out
 
 
 async def _erase_profile_values(conn: asyncpg.Connection, s: Subject) -> int:

@@ -127,21 +127,30 @@ async def refresh(
         return []
     events = await _events(conn, workspace_id, live, templates, now)
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
-    versions = [(t, t.version.isoformat()) for t in templates]
     changes = []
-    stored: list[Any] = []  # upsert_values's rows, of persons that may have values stored
-    new: list[Any] = []  # and of those created in this transaction
+    # upsert_values's columns, row by row
+    template_ids: list[str] = []
+    persons: list[str] = []
+    vals: list[str] = []
+    due: list[datetime | None] = []
+    versions: list[datetime] = []
+    fresh: list[bool] = []
     for person in live:
         facts = events.get(person, ())
-        out = new if person in created else stored
-        for template, version in versions:
+        is_new = person in created
+        for template in templates:
             after = compute(template.spec, facts, now)
             was = previous.get((template.template_id, person))
             changes.append(Change(workspace_id, person, template, was, after))
-            due = after.next_change_at
-            values = to_json(template.spec, after)
-            out.append((template.template_id, person, values, due and due.isoformat(), version))
-    await conn.execute(QUERIES["upsert_values"], workspace_id, now, jsonb_text(stored), jsonb_text(new))
+            template_ids.append(template.template_id)
+            persons.append(person)
+            vals.append(jsonb_text(to_json(template.spec, after)))
+            due.append(after.next_change_at)
+            versions.append(template.version)
+            fresh.append(is_new)
+    await conn.execute(
+        QUERIES["upsert_values"], workspace_id, now, template_ids, persons, vals, due, versions, fresh
+    )
     return changes
 
 
@@ -171,7 +180,7 @@ async def compute_from_events(
 def decode_stored(template: StoredTemplate, row: asyncpg.Record) -> ProfileValues | None:
     """A stored row's values (`vals`, `computed_at`, `next_change_at`, `template_version`), or None when
     it is marked for computation or was computed under another definition of the template."""
-    vals: list[dict[str, Any]] | None = row["vals"]
+    vals: list[list[Any]] | None = row["vals"]
     if not vals or row["template_version"] != template.version:
         return None
     return from_json(template.spec, vals, row["computed_at"], row["next_change_at"])

@@ -130,6 +130,8 @@ CREATE UNIQUE INDEX templates_name_key ON templates (workspace_id, name);
 
 -- One row per (template, person): every attribute's value, exact until `next_change_at`, when an event
 -- leaves (or a future-stamped one enters) a window; the sweeper recomputes rows once that time passes.
+-- `vals`: per attribute `[value, events, error]` (plus the events' seqs when verbose), as json, not jsonb:
+-- nothing reads into it in SQL, and parsing jsonb cost more than the insert (0010).
 -- Written at every event a template counts, so it has no foreign keys (a query per inserted row): the
 -- writers hold locks on the template and the person, and deleting either deletes its values (0009); no
 -- cascade reaches them, so deleting a workspace must delete its values too.
@@ -137,7 +139,7 @@ CREATE TABLE profile_values (
     workspace_id    text NOT NULL,
     template_id     text NOT NULL,
     person_id       text NOT NULL,
-    vals            jsonb NOT NULL,
+    vals            json NOT NULL,
     computed_at     timestamptz NOT NULL,
     next_change_at  timestamptz,
     template_version timestamptz NOT NULL DEFAULT '-infinity',
@@ -248,4 +250,4 @@ CREATE TABLE history_tokens (
 
 CREATE UNIQUE INDEX history_tokens_token_id_key ON history_tokens (token_id);
 
-INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9);
+INSERT INTO schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10);

@@ -93,20 +93,22 @@ JOIN profile_values v ON v.workspace_id = $1 AND v.person_id = p.person_id
 WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
--- $3, $4: JSON arrays of rows [template_id, person_id, vals, next_change_at, template_version] (times in
--- ISO 8601; one text instead of five arrays of 500 elements): $4 those of persons created in this
--- transaction, which have no row yet (a plain insert is 20% cheaper), $3 the others. A computation that
--- used an older definition of the template than the stored row's leaves it alone.
-WITH created AS (
+-- One row per element of the arrays $3..$8: template, person, values (json text), next change, template
+-- version, and whether the person was created in this transaction (it has no row yet: a plain insert is
+-- 20% cheaper). Arrays, not one JSON document: PostgreSQL parsed the document at 5 µs a row, more than the
+-- insert. A computation that used an older definition of the template than the stored row's leaves it
+-- alone.
+WITH r AS MATERIALIZED (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+                         $8::boolean[]) AS r (template_id, person_id, vals, next_change_at, version, created)
+), created AS (
     INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                                 template_version)
-    SELECT $1, r ->> 0, r ->> 1, r -> 2, $2, (r ->> 3)::timestamptz, (r ->> 4)::timestamptz
-    FROM jsonb_array_elements($4::text::jsonb) AS r
+    SELECT $1, template_id, person_id, vals::json, $2, next_change_at, version FROM r WHERE created
 )
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
-SELECT $1, r ->> 0, r ->> 1, r -> 2, $2, (r ->> 3)::timestamptz, (r ->> 4)::timestamptz
-FROM jsonb_array_elements($3::text::jsonb) AS r
+SELECT $1, template_id, person_id, vals::json, $2, next_change_at, version FROM r WHERE NOT created
 ON CONFLICT (workspace_id, person_id, template_id) DO UPDATE
 SET vals = excluded.vals, computed_at = excluded.computed_at, next_change_at = excluded.next_change_at,
     template_version = excluded.template_version
@@ -126,7 +128,7 @@ WHERE next_change_at <= $1 ORDER BY next_change_at LIMIT $2;
 -- deletes the row written here (profile_values has no foreign key, see migration 0009).
 INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                             template_version)
-SELECT $1, $2, p.person_id, '[]'::jsonb, now(), now(), $4::timestamptz
+SELECT $1, $2, p.person_id, '[]'::json, now(), now(), $4::timestamptz
 FROM persons p
 WHERE p.workspace_id = $1 AND p.merged_into IS NULL AND p.person_id IN (
     SELECT a.person_id
@@ -135,7 +137,7 @@ WHERE p.workspace_id = $1 AND p.merged_into IS NULL AND p.person_id IN (
 )
 FOR KEY SHARE OF p
 ON CONFLICT (workspace_id, person_id, template_id) DO UPDATE
-SET vals = '[]'::jsonb, next_change_at = now(), template_version = excluded.template_version;
+SET vals = '[]'::json, next_change_at = now(), template_version = excluded.template_version;
 
 -- name: clear_template_values --
 -- The primary key leads with the person: this scans the workspace's values (a template edit or delete).

@@ -301,7 +301,7 @@ async def test_delete_erases_only_that_users_history_entries_and_recomputes_its_
 
     async def voice_entries(user: str) -> int:
         value: int = await db.fetchval(
-            "SELECT (v.vals -> 0 ->> 'value')::int FROM profile_values v"
+            "SELECT (v.vals -> 0 ->> 0)::int FROM profile_values v"
             " JOIN templates t USING (workspace_id, template_id)"
             " JOIN aliases a USING (workspace_id, person_id) WHERE t.name = 'history' AND a.alias = $1",
             user,

@@ -249,7 +249,7 @@ async def test_an_ingest_whose_alias_lost_its_person_to_a_concurrent_delete_retr
     await post(api_client, workspace, {**jane, "id": "again"})
     second = (await owners(db))["jane"]
     assert second != first
-    counted = "SELECT vals->0->'value' FROM profile_values WHERE person_id = $1"
+    counted = "SELECT vals->0->0 FROM profile_values WHERE person_id = $1"
     assert await db.fetchval(counted, second) == 2  # both events kept under the identity
 
 

@@ -433,7 +433,7 @@ async def test_delete_removes_the_person_and_its_aliases_but_keeps_its_events(
     new = event("jane@example.com", "email", type="task:new")
     await post(api_client, workspace, new)
     assert await owner(api_client, workspace, "jane@example.com") != jane
-    counted = await db.fetchval("SELECT vals->0->'value' FROM profile_values")
+    counted = await db.fetchval("SELECT vals->0->0 FROM profile_values")
     assert counted == 2  # the new person's values count the events kept under the identity
     assert await feed_ids(api_client, workspace, "jane@example.com") == ns(old, new)
 
@@ -602,6 +602,11 @@ async def test_export_holds_the_person_aliases_events_and_identity_history(
         "firings", "deliveries",
     ]  # fmt: skip
     assert [v["template"] for v in export["profileValues"]] == ["journey-default-template"]
+    (values,) = export["profileValues"]
+    assert [(a["displayName"], a["result"]) for a in values["attributes"]] == [
+        ("No of times contacted in the last 24 hours", "0"),
+        ("No of times contacted in the last 10 days", "0"),
+    ]
 
 
 async def _references(db: asyncpg.Connection, values: list[str]) -> dict[str, int]:
@@ -723,7 +728,7 @@ async def test_stored_profile_values_follow_an_api_merge_and_unmerge(
             "SELECT v.person_id, v.vals FROM profile_values v"
             " JOIN templates t USING (workspace_id, template_id) WHERE t.name = 'calls'"
         )
-        return {r["person_id"]: r["vals"][0]["value"] for r in rows}
+        return {r["person_id"]: r["vals"][0][0] for r in rows}
 
     assert await counts() == {caller: 2, visitor: 1}
     path = f"{BASE}/merge/workspace-id/{workspace.workspace_id}/primary-person-id/{caller}"

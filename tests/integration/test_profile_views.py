@@ -257,7 +257,7 @@ async def test_a_value_drops_when_its_event_leaves_the_window_before_any_sweep(
         " WHERE t.name = $1",
         "last-minute",
     )
-    assert stored[0]["value"] == 1  # still the stored value: the read computed the exact one
+    assert stored[0][0] == 1  # still the stored value: the read computed the exact one
 
 
 async def test_a_merged_away_person_id_reads_the_survivors_view(

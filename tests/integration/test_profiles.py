@@ -78,7 +78,7 @@ async def test_ingest_stores_the_default_templates_values_in_the_same_transactio
     await post(api_client, workspace, event("caller-1"), event("caller-1"), event("caller-1", "other"))
     row = await stored(db, "journey-default-template", "caller-1")
     assert row is not None
-    assert [v["value"] for v in row["vals"]] == [2, 2]
+    assert [v[0] for v in row["vals"]] == [2, 2]
     assert row["next_change_at"] is not None
 
 
@@ -89,7 +89,7 @@ async def test_concurrent_batches_for_one_person_never_store_a_value_missing_eve
     await asyncio.gather(*(post(engines[i % 2], workspace, event("busy"), event("busy")) for i in range(30)))
     row = await stored(db, "journey-default-template", "busy")
     assert row is not None
-    assert [v["value"] for v in row["vals"]] == [60, 60]
+    assert [v[0] for v in row["vals"]] == [60, 60]
 
 
 async def test_a_value_changes_when_its_event_leaves_the_window_with_no_new_event(
@@ -100,16 +100,16 @@ async def test_a_value_changes_when_its_event_leaves_the_window_with_no_new_even
     await post(api_client, workspace, event("+12263762555", "Payment Queue", leaves_at, queue="billing"))
     row = await stored(db, "repeat", "+12263762555")
     assert row is not None
-    assert row["vals"][0]["value"] == 1
+    assert row["vals"][0][0] == 1
     assert row["next_change_at"] == leaves_at + timedelta(minutes=1, microseconds=1)
     deadline = row["next_change_at"] + timedelta(seconds=1)
     while datetime.now(UTC) < deadline + timedelta(seconds=2):
         row = await stored(db, "repeat", "+12263762555")
         assert row is not None
-        if row["vals"][0]["value"] == 0:
+        if row["vals"][0][0] == 0:
             break
         await asyncio.sleep(0.05)
-    assert row["vals"][0]["value"] == 0
+    assert row["vals"][0][0] == 0
     assert row["computed_at"] <= deadline  # swept within a second of the change
     assert row["next_change_at"] is None
 
@@ -122,7 +122,7 @@ async def test_a_merge_recomputes_the_survivor_from_both_persons_events(
     await post(api_client, workspace, linking)
     row = await stored(db, "journey-default-template", "cust")
     assert row is not None
-    assert [v["value"] for v in row["vals"]] == [4, 4]
+    assert [v[0] for v in row["vals"]] == [4, 4]
     assert await db.fetchval("SELECT count(*) FROM profile_values") == 1
 
 
@@ -133,7 +133,7 @@ async def test_a_batch_creating_and_merging_new_persons_stores_only_the_survivor
     await post(api_client, workspace, event("visitor"), event("visitor"), event("cust"), linking)
     row = await stored(db, "journey-default-template", "cust")
     assert row is not None
-    assert [v["value"] for v in row["vals"]] == [4, 4]
+    assert [v[0] for v in row["vals"]] == [4, 4]
     assert await db.fetchval("SELECT count(*) FROM profile_values") == 1
 
 
@@ -151,7 +151,7 @@ async def test_a_new_template_is_computed_for_persons_who_already_have_events(
         if len(values) == 3 and all(v["vals"] for v in values):
             break
         await asyncio.sleep(0.05)
-    assert [v["vals"][0]["value"] for v in values] == [1, 1, 1]
+    assert [v["vals"][0][0] for v in values] == [1, 1, 1]
 
 
 async def test_values_computed_with_a_template_just_replaced_do_not_overwrite_the_new_definitions(
@@ -181,7 +181,7 @@ async def test_values_computed_with_a_template_just_replaced_do_not_overwrite_th
         if len(row["vals"]) == 2:
             break
         await asyncio.sleep(0.05)
-    assert [v["value"] for v in row["vals"]] == [1, 1]
+    assert [v[0] for v in row["vals"]] == [1, 1]
 
 
 async def stored_row(db: asyncpg.Connection, person: str) -> asyncpg.Record:

@@ -1,5 +1,6 @@
 """A database built by the migrations equals one built from schema.sql."""
 
+import json
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -112,3 +113,39 @@ async def test_upgrading_a_database_with_events_gives_each_identity_a_person(fre
         assert await conn.fetchval("SELECT count(*) FROM persons") == 3
     finally:
         await conn.close()
+
+
+async def test_upgrading_keeps_stored_profile_values_in_the_compact_form(fresh_database: str) -> None:
+    """0010 turns each attribute's object into `[value, events, error(, seqs)]` in a json column, which
+    `compute.from_json` reads; a row marked for computation stays empty."""
+    from journey_engine.sql import migrations
+
+    before = [
+        {"value": 2, "events": 2, "error": None},
+        {"value": ["b", "a"], "events": 3, "error": "1 event(s) skipped: ...", "seqs": [9, 7]},
+        {"value": {"nonfinite": "inf"}, "events": 2, "error": None},
+        {"value": None, "events": 0, "error": None},
+    ]
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        for version, _, sql in migrations()[:9]:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        insert = (
+            "INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at)"
+            " VALUES ('w', 't', $1, $2::text::jsonb, now())"
+        )
+        await conn.execute(insert, "computed", json.dumps(before))
+        await conn.execute(insert, "due", "[]")
+        assert await migrate(conn) == list(range(10, LATEST_VERSION + 1))
+        rows = dict(await conn.fetch("SELECT person_id, vals::text FROM profile_values"))
+    finally:
+        await conn.close()
+    assert json.loads(rows["computed"]) == [
+        [2, 2, None],
+        [["b", "a"], 3, "1 event(s) skipped: ...", [9, 7]],
+        [{"nonfinite": "inf"}, 2, None],
+        [None, 0, None],
+    ]
+    assert json.loads(rows["due"]) == []

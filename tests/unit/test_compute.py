@@ -144,7 +144,7 @@ def test_stored_form_round_trips_typed_values() -> None:
     assert [a.seqs for a in back.attributes] == [(), (1, 2), (), ()]  # only a verbose attribute's
     assert [a.window_start for a in back.attributes] == [a.window_start for a in values.attributes]
     assert back.attributes[3].window_start == NOW - timedelta(minutes=3)
-    assert "seqs" not in stored[0] and "start" not in stored[0]
+    assert [len(a) for a in stored] == [3, 4, 3, 3]  # value, events, error; seqs only when verbose
 
 
 def test_an_overflowed_sum_is_stored_as_json_and_read_back_infinite() -> None:
@@ -207,10 +207,10 @@ def reference_compute(t: TemplateSpec, events: Sequence[EventFact], now: datetim
     return ProfileValues(now, tuple(values), min(changes) if changes else None)
 
 
-def reference_from_json(t: TemplateSpec, stored: list[dict[str, Any]]) -> list[AggregateResult]:
+def reference_from_json(t: TemplateSpec, stored: list[list[Any]]) -> list[AggregateResult]:
     results = []
     for attribute, row in zip(t.attributes, stored, strict=True):
-        raw = row["value"]
+        raw = row[0]
         value: Result
         if isinstance(raw, list):
             value = tuple(cast_value(v, attribute.metaDataType) for v in raw)
@@ -218,9 +218,7 @@ def reference_from_json(t: TemplateSpec, stored: list[dict[str, Any]]) -> list[A
             value = raw
         else:
             value = cast_value(raw, attribute.metaDataType)
-        results.append(
-            AggregateResult(attribute.aggregationMode, attribute.metaDataType, value, row["events"])
-        )
+        results.append(AggregateResult(attribute.aggregationMode, attribute.metaDataType, value, row[1]))
     return results
 
 

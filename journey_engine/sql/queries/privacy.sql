@@ -1,5 +1,6 @@
 -- name: export_profile_values --
-SELECT t.name AS template, v.template_id, v.vals, v.computed_at, v.next_change_at
+SELECT t.name, t.template_id, t.spec, t.updated_at, v.vals, v.computed_at, v.next_change_at,
+       v.template_version
 FROM profile_values v JOIN templates t ON t.workspace_id = v.workspace_id AND t.template_id = v.template_id
 WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 ORDER BY t.name;

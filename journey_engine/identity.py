@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -54,6 +54,10 @@ class Resolution:
     created: set[tuple[str, str]]
     """(workspace, alias) of the aliases this batch created, each with a new person: until the batch
     commits no other transaction sees either, so only this batch's merges can move them."""
+    only_new_events: set[tuple[str, str]] = field(default_factory=set)
+    """(workspace, alias) of created aliases (when owners were asked for) whose person's events are this
+    batch's events under the alias and nothing else: nothing was stored under it before (a deleted
+    person's alias keeps its events), no merge in its workspace, no link to it or from it."""
 
 
 async def resolve_batch(
@@ -67,30 +71,37 @@ async def resolve_batch(
     """Give every event's alias a person and apply `previousidentity` links, in event order. With
     `owners`, also give a first guess of who owns each event alias (`Resolution.owners`)."""
     offers: dict[tuple[str, str], tuple[str, str, int]] = {}
+    stored_under: dict[tuple[str, str], int] = {}  # how many events this batch stored under each alias
     for row, result in zip(rows, stored, strict=True):
         key = (row.workspace_id, row.event.identity_normalised)
         if key not in offers:
             offers[key] = (str(row.event.identity_type), new_person_id(), result.seq)
+        if not result.duplicate:
+            stored_under[key] = stored_under.get(key, 0) + 1
     keys = sorted(offers)
     found = await conn.fetch(
         QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
         [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
+        [stored_under.get(k, 0) for k in keys],
     )  # fmt: skip
     owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found}
     created = {(r["workspace_id"], r["alias"]) for r in found if r["created"]}
+    unused = {(r["workspace_id"], r["alias"]) for r in found if r["earlier"] is False}
     merged: set[tuple[str, str]] = set()
+    linking: set[str] = set()  # workspaces where an event links identities (a merge is a link)
     await _lock_for_links(conn, rows, stored)
     for row, result in zip(rows, stored, strict=True):
         candidates = row.event.previous_identity_candidates
         if result.duplicate or not candidates or row.event.previous_identity is None:
             continue
+        linking.add(row.workspace_id)
         alias_type = str(guess_type(row.event.previous_identity, default_region))
         actor = Actor(event_seq=result.seq)
         changed = await link(
             conn, row.workspace_id, row.event.identity_normalised, candidates, alias_type, actor
         )
         merged.update((row.workspace_id, person) for person in changed)
-    return Resolution(merged, owned, created)
+    return Resolution(merged, owned, created, {(w, a) for w, a in unused if w not in linking})
 
 
 async def _lock_for_links(

@@ -23,6 +23,8 @@ from journey_engine import identity
 from journey_engine.events import EventRow, Stored, insert_events
 from journey_engine.ingest import RetryBatch
 from profiles import store
+from profiles.compute import EventFact
+from profiles.jsonb import reads_back_unchanged
 
 
 class IngestPipeline:
@@ -61,6 +63,7 @@ class IngestPipeline:
             merging = any(w == workspace_id for w, _ in resolution.merged)
             created = set() if merging else {a for a in seqs if (workspace_id, a) in resolution.created}
             fresh = {a: known[(workspace_id, a)] for a in created}
+            own = {a: p for a, p in fresh.items() if (workspace_id, a) in resolution.only_new_events}
             settle = sorted(seqs.keys() - created)
             guess = {a: known[(workspace_id, a)] for a in settle if (workspace_id, a) in known}
             owners = await lock_owners(conn, workspace_id, settle, guess) | fresh
@@ -71,6 +74,7 @@ class IngestPipeline:
             changes = await store.refresh(
                 conn, workspace_id, list(persons), now, templates=fed,
                 before=firing.need_values_before(actions), locked=True, created=set(fresh.values()),
+                given=_batch_events(rows, stored, workspace_id, own),
             )  # fmt: skip
             if actions:
                 await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)
@@ -80,6 +84,30 @@ class IngestPipeline:
         for workspace_id, merged in by_workspace.items():
             await on_persons_changed(conn, workspace_id, merged)
         return stored
+
+
+def _batch_events(
+    rows: Sequence[EventRow], stored: Sequence[Stored], workspace_id: str, persons: dict[str, str]
+) -> dict[str, list[EventFact]]:
+    """The events of `persons` ({alias: person}: each person's only alias, and every event of it is in this
+    batch) taken from the batch, as reading them from the database would give them: no read needed. A
+    person with data that would read back otherwise (a float jsonb turns into an int) is left out."""
+    if not persons:
+        return {}
+    out: dict[str, list[EventFact]] = {}
+    unsure: set[str] = set()
+    for row, result in zip(rows, stored, strict=True):
+        person = persons.get(row.event.identity_normalised)
+        if person is None or result.duplicate or row.workspace_id != workspace_id:
+            continue
+        data = row.event.data
+        if not reads_back_unchanged(data):
+            unsure.add(person)
+        time = row.time if row.time.tzinfo is UTC else row.time.astimezone(UTC)
+        out.setdefault(person, []).append(EventFact(result.seq, row.event.type, time, data))
+    for person in unsure:
+        del out[person]
+    return out
 
 
 async def lock_owners(

@@ -9,7 +9,7 @@ include every committed one; concurrent writers of one person queue instead of s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -104,13 +104,15 @@ async def refresh(
     before: bool = True,
     locked: bool = False,
     created: Collection[str] = (),
+    given: Mapping[str, Sequence[EventFact]] | None = None,
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
     (or `templates`, or all). Persons merged away or deleted lose their rows. Returns what was computed,
     with the values before unless `before` is False (then every `Change.before` is None: nothing needs
     them).
     `locked`: the caller holds the persons' locks (`lock_persons`), or created them in this transaction,
-    and they are all current persons. `created`: those created in this transaction (no values yet)."""
+    and they are all current persons. `created`: those created in this transaction (no values yet).
+    `given`: every event of some of the persons (within the windows at least), already at hand: not read."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -125,7 +127,9 @@ async def refresh(
         live = [p for p, into in merged_into.items() if into is None]
     if not live:
         return []
-    events = await _events(conn, workspace_id, live, templates, now)
+    given = given or {}
+    unknown = [p for p in live if p not in given]
+    read = await _events(conn, workspace_id, unknown, templates, now) if unknown else {}
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
     # upsert_values's columns, row by row
@@ -136,7 +140,7 @@ async def refresh(
     versions: list[datetime] = []
     fresh: list[bool] = []
     for person in live:
-        facts = events.get(person, ())
+        facts = given[person] if person in given else read.get(person, ())
         is_new = person in created
         for template in templates:
             after = compute(template.spec, facts, now)

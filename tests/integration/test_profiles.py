@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from journey_engine import identity, pipeline
+from journey_engine.cloudevents import parse_batch
 from journey_engine.db import connect
+from journey_engine.events import EventRow, insert_events
 from profiles import catalog, store
 from profiles.templates import TemplateSpec
 from tests.helpers import WorkspaceKey
@@ -297,3 +300,58 @@ async def test_a_template_delete_is_not_overtaken_by_writers_that_come_after_it(
     finally:
         for conn in (first, later, deleter):
             await conn.close()
+
+
+def _strict(value: Any) -> Any:
+    """`value` with its types spelled out, so 1e16 differs from 10**16 and -0.0 from 0.0."""
+    if isinstance(value, dict):
+        return sorted((k, _strict(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+async def test_new_persons_events_taken_from_their_batch_are_what_the_database_gives_back(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """The write path computes a person the batch created from the batch's own events (no read): only
+    when nothing else is stored under its alias, and only with data that reads back from jsonb as sent."""
+    await make_template(db, workspace)
+    await post(api_client, workspace, event("+12025550100", "Payment Queue", queue="kept"))
+    await db.execute("DELETE FROM persons")  # JDS person delete: its events stay under the alias
+    now = datetime.now(UTC)
+    plus_two = timezone(timedelta(hours=2))
+    datas: list[Any] = [
+        {"queue": "q", "n": 1, "ok": True, "none": None, "deep": {"a": [1, "b", 2.5]}}, {"amount": 2.5},
+        {"amount": 1e16}, {"amount": -0.0}, {"deep": [{"x": -1e17}]}, "text", None, [1, 2],
+    ]  # fmt: skip
+    bodies = [
+        event(f"+1202555{i:04d}", "Payment Queue", now - timedelta(seconds=i), **{})
+        for i in range(len(datas))
+    ]
+    for body, data in zip(bodies, datas, strict=True):
+        body["data"] = data
+    bodies[1]["time"] = (now - timedelta(minutes=1)).astimezone(plus_two).isoformat()
+    bodies.append(dict(bodies[0]))  # sent twice in one batch: stored once
+    bodies.append(event("+12025550100", "Payment Queue", queue="again"))  # the deleted person's alias
+    bodies.append({**event("+12025559999", "Payment Queue"), "id": "other"})
+    rows = [
+        EventRow(workspace.workspace_id, e, e.time or now) for e in parse_batch(bodies, default_region="US")
+    ]
+    async with db.transaction():
+        templates = await store.templates_for(db, workspace.workspace_id, ["Payment Queue"])
+        stored = await insert_events(db, rows)
+        resolution = await identity.resolve_batch(db, rows, stored, default_region="US", owners=True)
+        aliases = {a: resolution.owners[(w, a)] for w, a in resolution.only_new_events}
+        given = pipeline._batch_events(rows, stored, workspace.workspace_id, aliases)
+        read = await store._events(
+            db, workspace.workspace_id, list(given), templates, now - timedelta(days=1)
+        )
+    assert "+12025550100" not in aliases  # its person's events include those kept under the alias
+    assert len(aliases) == len(datas) + 1
+    unsure = {aliases[f"+1202555{i:04d}"] for i in (2, 3, 4)}  # floats jsonb changes
+    assert set(given) == set(aliases.values()) - unsure
+    for person, facts in given.items():
+        assert [(f.seq, f.type, f.time.isoformat(), _strict(f.data)) for f in facts] == [
+            (f.seq, f.type, f.time.isoformat(), _strict(f.data)) for f in read[person]
+        ]

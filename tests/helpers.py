@@ -1,13 +1,24 @@
-"""Test helpers used by the fixtures in conftest.py."""
+"""Test helpers: those used by the fixtures in conftest.py, and a few the tests share."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+
+def strict(value: Any) -> Any:
+    """A decoded JSON value with its types spelled out, for comparisons where 1e16 must differ from 10**16
+    and -0.0 from 0.0 (object keys in any order)."""
+    if isinstance(value, dict):
+        return sorted((k, strict(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [strict(v) for v in value]
+    return (type(value).__name__, repr(value))
 
 
 @dataclass(frozen=True)

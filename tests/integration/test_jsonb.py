@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from profiles.jsonb import jsonb_text, reads_back_unchanged
+from tests.helpers import strict
 
 _FLOATS = [
     0.0, -0.0, 1e16, -1e16, math.nextafter(1e16, 0), -math.nextafter(1e16, 0), 1e15, 9999999999999998.0, 1e-4,
@@ -46,14 +47,6 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     return {f"k{i}": v for i, v in enumerate(items)} if kind == "dict" else items
 
 
-def _strict(value: Any) -> Any:
-    if isinstance(value, dict):
-        return sorted((k, _strict(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return (type(value).__name__, repr(value))
-
-
 async def test_reads_back_unchanged_is_exactly_what_the_jsonb_round_trip_keeps(
     db: asyncpg.Connection,
 ) -> None:
@@ -64,7 +57,7 @@ async def test_reads_back_unchanged_is_exactly_what_the_jsonb_round_trip_keeps(
     )
     kept = 0
     for value, row in zip(values, texts, strict=True):
-        same = _strict(json.loads(row["t"])) == _strict(value)
+        same = strict(json.loads(row["t"])) == strict(value)
         assert reads_back_unchanged(value) == same, (value, row["t"])
         kept += same
     assert kept > 1000 and len(values) - kept > 200  # both answers are well exercised

@@ -17,7 +17,7 @@ from journey_engine.db import connect
 from journey_engine.events import EventRow, insert_events
 from profiles import catalog, store
 from profiles.templates import TemplateSpec
-from tests.helpers import WorkspaceKey
+from tests.helpers import WorkspaceKey, strict
 
 Client = TestClient  # type: ignore[type-arg]
 _n = 0
@@ -302,15 +302,6 @@ async def test_a_template_delete_is_not_overtaken_by_writers_that_come_after_it(
             await conn.close()
 
 
-def _strict(value: Any) -> Any:
-    """`value` with its types spelled out, so 1e16 differs from 10**16 and -0.0 from 0.0."""
-    if isinstance(value, dict):
-        return sorted((k, _strict(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return (type(value).__name__, repr(value))
-
-
 async def test_new_persons_events_taken_from_their_batch_are_what_the_database_gives_back(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
 ) -> None:
@@ -352,6 +343,6 @@ async def test_new_persons_events_taken_from_their_batch_are_what_the_database_g
     unsure = {aliases[f"+1202555{i:04d}"] for i in (2, 3, 4)}  # floats jsonb changes
     assert set(given) == set(aliases.values()) - unsure
     for person, facts in given.items():
-        assert [(f.seq, f.type, f.time.isoformat(), _strict(f.data)) for f in facts] == [
-            (f.seq, f.type, f.time.isoformat(), _strict(f.data)) for f in read[person]
+        assert [(f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in facts] == [
+            (f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in read[person]
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -22,6 +22,8 @@ from profiles.sqlfiles import load_queries
 from profiles.templates import TemplateSpec
 
 QUERIES = load_queries("profiles")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -133,28 +135,28 @@ async def refresh(
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
     # upsert_values's columns, row by row
-    template_ids: list[str] = []
+    positions: list[int] = []
     persons: list[str] = []
     vals: list[str] = []
-    due: list[datetime | None] = []
-    versions: list[datetime] = []
+    due: list[int | None] = []
     fresh: list[bool] = []
     for person in live:
         facts = given[person] if person in given else read.get(person, ())
         is_new = person in created
-        for template in templates:
+        for position, template in enumerate(templates, 1):
             after = compute(template.spec, facts, now)
             was = previous.get((template.template_id, person))
             changes.append(Change(workspace_id, person, template, was, after))
-            template_ids.append(template.template_id)
+            positions.append(position)
             persons.append(person)
             vals.append(jsonb_text(to_json(template.spec, after)))
-            due.append(after.next_change_at)
-            versions.append(template.version)
+            change = after.next_change_at
+            due.append(None if change is None else (change - _EPOCH) // _MICROSECOND)
             fresh.append(is_new)
     await conn.execute(
-        QUERIES["upsert_values"], workspace_id, now, template_ids, persons, vals, due, versions, fresh
-    )
+        QUERIES["upsert_values"], workspace_id, now, [t.template_id for t in templates],
+        [t.version for t in templates], positions, persons, vals, due, fresh,
+    )  # fmt: skip
     return changes
 
 

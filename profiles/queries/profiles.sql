@@ -93,14 +93,19 @@ JOIN profile_values v ON v.workspace_id = $1 AND v.person_id = p.person_id
 WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
--- One row per element of the arrays $3..$8: template, person, values (json text), next change, template
--- version, and whether the person was created in this transaction (it has no row yet: a plain insert is
--- 20% cheaper). Arrays, not one JSON document: PostgreSQL parsed the document at 5 µs a row, more than the
--- insert. A computation that used an older definition of the template than the stored row's leaves it
--- alone.
+-- $3, $4: the templates computed and their versions; then one row per element of $5..$9: which template
+-- (its position in $3), person, values (json text), next change (microseconds since 1970, exact until the
+-- year 2255: the product of an integer below 2^53 and 1µs is exact), and whether the person was created in
+-- this transaction (it has no row yet: a plain insert is 20% cheaper). Arrays, not one JSON document:
+-- PostgreSQL parsed the document at 5 µs a row, more than the insert; and integers, not timestamps:
+-- asyncpg encodes a datetime in 0.7 µs. A computation that used an older definition of the template than
+-- the stored row's leaves it alone.
 WITH r AS MATERIALIZED (
-    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
-                         $8::boolean[]) AS r (template_id, person_id, vals, next_change_at, version, created)
+    SELECT ($3::text[])[t] AS template_id, person_id, vals,
+           timestamptz 'epoch' + due * interval '1 microsecond' AS next_change_at,
+           ($4::timestamptz[])[t] AS version, created
+    FROM unnest($5::int[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
+        AS r (t, person_id, vals, due, created)
 ), created AS (
     INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,
                                 template_version)

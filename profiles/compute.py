@@ -65,6 +65,7 @@ class AttributeValue:
     result: AggregateResult
     error: str | None
     seqs: tuple[int, ...]
+    """The events aggregated, for a verbose attribute (JDS `journeyEvents`); empty otherwise."""
     window_start: datetime
     window_end: datetime
 
@@ -124,6 +125,9 @@ class _Plan:
     attributes: tuple[_AttributePlan, ...]
     types: frozenset[str]
     """The event types the template aggregates; events of other types are dropped first."""
+    starts: list[tuple[datetime | None, tuple[datetime, ...]]]
+    """[(now, the start of each attribute's window at now)] of the last computation: a batch computes many
+    persons at one `now`. Replaced whole, never changed, so a computation reads one consistent pair."""
 
 
 # Plans by template object (held, so its id is not reused while the entry lives). store.parse_template
@@ -137,7 +141,7 @@ def _plan(template: TemplateSpec) -> _Plan:
     if entry is not None and entry[0] is template:
         return entry[1]
     attributes = tuple(_AttributePlan.of(a) for a in template.attributes)
-    plan = _Plan(attributes, frozenset(a.event for a in attributes))
+    plan = _Plan(attributes, frozenset(a.event for a in attributes), [(None, ())])
     if len(_PLANS) >= _PLANS_MAX:
         _PLANS.clear()
     _PLANS[id(template)] = (template, plan)
@@ -148,10 +152,14 @@ def compute(template: TemplateSpec, events: Sequence[EventFact], now: datetime) 
     """The template's values for a person whose events (any order, any type) are `events`."""
     plan = _plan(template)
     by_type = _newest_first(events, plan.types)
+    at, starts = plan.starts[0]
+    if at != now:
+        starts = tuple(now - a.span for a in plan.attributes)
+        plan.starts[0] = (now, starts)
     values = []
     next_change_at: datetime | None = None
-    for attribute in plan.attributes:
-        value, change = _attribute(attribute, by_type.get(attribute.event, ()), now)
+    for attribute, start in zip(plan.attributes, starts, strict=True):
+        value, change = _attribute(attribute, by_type.get(attribute.event, ()), now, start)
         values.append(value)
         if change is not None and (next_change_at is None or change < next_change_at):
             next_change_at = change
@@ -178,7 +186,7 @@ def _newest_first(events: Sequence[EventFact], types: frozenset[str]) -> dict[st
 
 
 def _attribute(
-    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime
+    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime, start: datetime
 ) -> tuple[AttributeValue, datetime | None]:
     """The value from the events of the attribute's type, newest first, and when it next changes.
 
@@ -190,7 +198,6 @@ def _attribute(
     if plan.accepts is not None:
         accepts = plan.accepts
         matching = [e for e in newest_first if accepts(_mapping(e.data))]
-    start = now - plan.span
     size = len(matching)
     first = 0
     while first < size and matching[first].time > now:
@@ -206,11 +213,10 @@ def _attribute(
             change = leaves
     read = plan.read
     cast = plan.cast
+    counted = matching[first:stop]
     present: list[Typed] = []
-    seqs: list[int] = []
     skipped: list[str] = []
-    for e in matching[first:stop]:
-        seqs.append(e.seq)
+    for e in counted:
         data = e.data
         raw = read(data if type(data) is dict else _mapping(data))
         if raw is MISSING or raw is None:
@@ -220,7 +226,8 @@ def _attribute(
         except CastError as exc:
             skipped.append(f"event {e.seq}: {exc}")
     error = _error(skipped, plan.kind) if skipped else None
-    return AttributeValue(plan.reduce(present, len(seqs)), error, tuple(seqs), start, now), change
+    seqs = tuple([e.seq for e in counted]) if plan.verbose else ()
+    return AttributeValue(plan.reduce(present, len(counted)), error, seqs, start, now), change
 
 
 def _mapping(data: Any) -> Mapping[str, object]:
@@ -245,10 +252,12 @@ def to_json(template: TemplateSpec, values: ProfileValues) -> list[list[Any]]:
     out = []
     for plan, v in zip(_plan(template).attributes, values.attributes, strict=True):
         result = v.result
+        value = result.value
+        kind = type(value)
+        if not (kind is str or kind is int or value is None):  # those are JSON as they are
+            value = _plain(value)
         out.append(
-            [_plain(result.value), result.events, v.error, list(v.seqs)]
-            if plan.verbose
-            else [_plain(result.value), result.events, v.error]
+            [value, result.events, v.error, list(v.seqs)] if plan.verbose else [value, result.events, v.error]
         )
     return out
 

@@ -45,7 +45,7 @@ def ev(seq: int, minutes_ago: float, data: Any = None, type_: str = "Payment") -
 
 def test_only_events_of_the_type_inside_the_window_count() -> None:
     values = compute(
-        template({}),
+        template({"verbose": True}),
         [ev(1, 1, {"amount": 10}), ev(2, 9.99, {"amount": 5}), ev(3, 11, {"amount": 100}),
          ev(4, 2, {"amount": 1000}, "Refund")],
         NOW,
@@ -88,7 +88,7 @@ def test_no_events_means_no_next_change() -> None:
 
 def test_limit_keeps_the_newest_events() -> None:
     events = [ev(i, i, {"amount": i}) for i in range(1, 6)]
-    values = compute(template({"limit": 2}), events, NOW)
+    values = compute(template({"limit": 2, "verbose": True}), events, NOW)
     assert values.attributes[0].result.value == 3.0
     assert values.attributes[0].seqs == (1, 2)
     assert values.next_change_at == NOW - timedelta(minutes=2) + timedelta(minutes=10, microseconds=1)
@@ -201,7 +201,8 @@ def reference_compute(t: TemplateSpec, events: Sequence[EventFact], now: datetim
             error = f"{len(skipped)} event(s) skipped, {kind}: {shown}{more}"
         result = aggregate(attribute.aggregationMode, attribute.metaDataType, typed)
         change = next_change(now, span, (e.time for e in matching), limit)
-        values.append(AttributeValue(result, error, tuple(e.seq for e in counted), now - span, now))
+        seqs = tuple(e.seq for e in counted) if attribute.verbose else ()
+        values.append(AttributeValue(result, error, seqs, now - span, now))
         if change is not None:
             changes.append(change)
     return ProfileValues(now, tuple(values), min(changes) if changes else None)
@@ -291,7 +292,8 @@ def random_template(rng: random.Random) -> TemplateSpec:
         attributes.append(
             {"event": event, "metaDataType": type_, "metaData": rng.choice(_PATHS), "displayName": f"a{i}",
              "limit": rng.choice([0, 0, 1, 2, 3, 5]), "lookBackPeriod": period, "lookBackDurationType": unit,
-             "aggregationMode": mode, "rules": random_rule(rng, event) if rng.random() < 0.5 else None}
+             "aggregationMode": mode, "rules": random_rule(rng, event) if rng.random() < 0.5 else None,
+             "verbose": rng.random() < 0.5}
         )  # fmt: skip
     return TemplateSpec.model_validate({"name": "random", "attributes": attributes})
 
@@ -361,6 +363,6 @@ def test_compute_follows_the_template_object_it_is_given() -> None:
 
 def test_a_rule_on_a_field_absent_from_non_object_data_only_passes_neq() -> None:
     rules = {"logic": "OR", "args": ["Payment,a.b,string,Value NEQ x", "Payment,a,integer,Value EQ 1"]}
-    t = template({"aggregationMode": "Count", "rules": rules})
+    t = template({"aggregationMode": "Count", "rules": rules, "verbose": True})
     events = [ev(1, 1, ["not", "an", "object"]), ev(2, 2, "text"), ev(3, 3, {"a": {"b": "x"}})]
     assert compute(t, events, NOW).attributes[0].seqs == (1, 2)

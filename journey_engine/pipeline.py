@@ -74,7 +74,7 @@ class IngestPipeline:
             changes = await store.refresh(
                 conn, workspace_id, list(persons), now, templates=fed,
                 before=firing.need_values_before(actions), locked=True, created=set(fresh.values()),
-                given=_batch_events(rows, stored, workspace_id, own),
+                given=_batch_events(rows, stored, workspace_id, own), report=bool(actions),
             )  # fmt: skip
             if actions:
                 await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)

@@ -107,6 +107,7 @@ async def refresh(
     locked: bool = False,
     created: Collection[str] = (),
     given: Mapping[str, Sequence[EventFact]] | None = None,
+    report: bool = True,
 ) -> list[Change]:
     """Recompute and store the values of `person_ids` under the templates that `event_types` touch
     (or `templates`, or all). Persons merged away or deleted lose their rows. Returns what was computed,
@@ -114,7 +115,9 @@ async def refresh(
     them).
     `locked`: the caller holds the persons' locks (`lock_persons`), or created them in this transaction,
     and they are all current persons. `created`: those created in this transaction (no values yet).
-    `given`: every event of some of the persons (within the windows at least), already at hand: not read."""
+    `given`: every event of some of the persons (within the windows at least), already at hand: not read.
+    `report` False: nothing reads the changes (no action), so none is kept (a batch's would all stay alive
+    until it ends) and [] is returned."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -145,8 +148,9 @@ async def refresh(
         is_new = person in created
         for position, template in enumerate(templates, 1):
             after = compute(template.spec, facts, now)
-            was = previous.get((template.template_id, person))
-            changes.append(Change(workspace_id, person, template, was, after))
+            if report:
+                was = previous.get((template.template_id, person))
+                changes.append(Change(workspace_id, person, template, was, after))
             positions.append(position)
             persons.append(person)
             vals.append(jsonb_text(to_json(template.spec, after)))

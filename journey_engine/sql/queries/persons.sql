@@ -17,7 +17,8 @@ SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS
 -- the event $5 that brought the alias. Returns the claimed aliases (created) and, when $6, the owners of
 -- the others as stored when the statement began: an alias another transaction claimed meanwhile is in
 -- neither, and the caller looks it up. With $6, a claimed alias also says whether events were stored
--- under it before the $7 this batch stored (`earlier`): an alias whose person was deleted keeps its events.
+-- under it before the $7 this batch stored (`earlier`; null without $6): an alias whose person was
+-- deleted keeps its events.
 WITH offered AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $7::int[])
         AS u (w, a, t, p, e, n)
@@ -34,9 +35,9 @@ WITH offered AS (
     FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
 )
 SELECT c.workspace_id, c.alias, c.person_id, true AS created,
-       $6::boolean AND EXISTS (
+       CASE WHEN $6::boolean THEN EXISTS (
            SELECT FROM events e WHERE e.workspace_id = c.workspace_id AND e.identity = c.alias OFFSET o.n
-       ) AS earlier
+       ) END AS earlier
 FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
 UNION ALL
 SELECT a.workspace_id, a.alias, a.person_id, false, NULL FROM offered o

@@ -10,6 +10,7 @@ import asyncpg
 
 from journey_engine.errors import JourneyError
 from journey_engine.sql import LATEST_VERSION, QUERIES, migrations, schema
+from profiles import jsonb
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     """Decode json/jsonb to Python objects (asyncpg hands back `str` otherwise)."""
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
-            typename, schema="pg_catalog", encoder=_dumps, decoder=json.loads, format="text"
+            typename, schema="pg_catalog", encoder=_dumps, decoder=jsonb.loads, format="text"
         )
 
 

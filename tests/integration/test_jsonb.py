@@ -1,4 +1,5 @@
-"""`jsonb.reads_back_unchanged` against PostgreSQL's own round trip: jsonb_text in, jsonb, json.loads out."""
+"""profiles/jsonb.py against PostgreSQL's own round trip (jsonb_text in, jsonb or json, text out):
+`reads_back_unchanged` says exactly what survives it, and `loads` reads the text as `json.loads` does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from profiles.jsonb import jsonb_text, reads_back_unchanged
+from profiles.jsonb import jsonb_text, loads, reads_back_unchanged
 from tests.helpers import strict
 
 _FLOATS = [
@@ -61,3 +62,18 @@ async def test_reads_back_unchanged_is_exactly_what_the_jsonb_round_trip_keeps(
         assert reads_back_unchanged(value) == same, (value, row["t"])
         kept += same
     assert kept > 1000 and len(values) - kept > 200  # both answers are well exercised
+
+
+async def test_loads_reads_what_postgresql_gives_back_as_json_loads_does(db: asyncpg.Connection) -> None:
+    rng = random.Random(20261122)
+    values = [_value(rng) for _ in range(3000)] + [{"k": f} for f in _FLOATS]
+    values = [v for v in values if "Infinity" not in json.dumps(v)]  # refused at ingest (content_hash)
+    values += [2**63 - 1, 2**63, 2**64, -(2**63), -(2**63) - 1, 10**30, [1, {"a": -(10**25)}], 9.3e18, -1e19]
+    texts = [jsonb_text(v) for v in values]
+    rows = await db.fetch(
+        "SELECT v::jsonb::text AS b, v::json::text AS j FROM unnest($1::text[]) AS v", texts
+    )
+    for row in rows:
+        for text in (row["b"], row["j"]):
+            assert strict(loads(text)) == strict(json.loads(text)), text
+    assert strict(loads("[NaN, 1]")[1:]) == strict([1])  # what orjson refuses, json reads

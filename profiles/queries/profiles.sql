@@ -71,18 +71,16 @@ WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 
 -- name: person_events --
 -- The events of these persons (all their aliases) of these types, from $4 on (future-stamped included).
--- Person by person through the indexes (OFFSET 0 keeps the subquery from being flattened into a join):
--- the planner otherwise scans and filters every alias of a workspace with tens of thousands of them,
--- three times slower for a batch's 500 persons; and with only the aliases in the subquery it put a
--- Memoize in front of the events of each alias, which never hits (10% slower).
+-- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
+-- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
+-- times slower for a batch's 500 persons.
 SELECT p.person_id, e.seq, e.type, e.time, e.data
 FROM unnest($2::text[]) AS p (person_id)
 CROSS JOIN LATERAL (
-    SELECT e.seq, e.type, e.time, e.data
-    FROM aliases a JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
-    WHERE a.workspace_id = $1 AND a.person_id = p.person_id AND e.type = ANY($3::text[]) AND e.time >= $4
-    OFFSET 0
-) e;
+    SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
+) a
+JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
+WHERE e.type = ANY($3::text[]) AND e.time >= $4;
 
 -- name: stored_values --
 -- A join, not `person_id = ANY($2)`: when the plan was cached while the table was nearly empty (a new

@@ -60,14 +60,14 @@ CHUNK = 500  # the sweeper's batch (DecaySweeper's default)
 ONE_US = timedelta(microseconds=1)
 
 SIDE_TABLE = """
-CREATE TABLE bench_changes (person_id text, computed_at timestamptz, written_at timestamptz, vals jsonb);
+CREATE TABLE bench_changes (person_id text, computed_at timestamptz, written_at timestamptz, vals json);
 CREATE FUNCTION bench_record_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO bench_changes VALUES (NEW.person_id, NEW.computed_at, clock_timestamp(), NEW.vals);
     RETURN NULL;
 END $$;
 CREATE TRIGGER bench_record_change AFTER UPDATE ON profile_values
-    FOR EACH ROW WHEN (OLD.vals IS DISTINCT FROM NEW.vals) EXECUTE FUNCTION bench_record_change();
+    FOR EACH ROW WHEN (OLD.vals::text IS DISTINCT FROM NEW.vals::text) EXECUTE FUNCTION bench_record_change();
 """
 
 # Per person: the instant its event leaves the window, and the first change recorded after it.
@@ -202,7 +202,7 @@ async def main(args: argparse.Namespace) -> int:
             try:
                 rows = await conn.fetch(LAGS, workspace_id, lookback, EVENT)
                 final_counts = await conn.fetch(
-                    "SELECT vals -> 0 -> 'value' AS v, count(*) FROM"
+                    "SELECT vals -> 0 ->> 0 AS v, count(*) FROM"
                     " profile_values WHERE template_id = $1 GROUP BY 1",
                     record.template_id,
                 )  # fmt: skip

@@ -91,7 +91,7 @@ async def wait_computed(dsn: str, template_id: str, persons: int, deadline_s: fl
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             left = await conn.fetchval(
-                "SELECT count(*) FROM profile_values WHERE template_id = $1 AND vals = '[]'::jsonb",
+                "SELECT count(*) FROM profile_values WHERE template_id = $1 AND vals::text = '[]'",
                 template_id,
             )
             done = await conn.fetchval(

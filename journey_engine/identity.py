@@ -82,11 +82,20 @@ async def resolve_batch(
     found = await conn.fetch(
         QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
         [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
-        [stored_under.get(k, 0) for k in keys],
     )  # fmt: skip
-    owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found}
+    # An alias can come back twice: claimed, and (from the statement's snapshot) owned by a person a
+    # concurrent delete removed while the claim waited. The claim is what holds.
+    owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found if not r["created"]}
     created = {(r["workspace_id"], r["alias"]) for r in found if r["created"]}
-    unused = {(r["workspace_id"], r["alias"]) for r in found if r["earlier"] is False}
+    owned.update({(r["workspace_id"], r["alias"]): r["person_id"] for r in found if r["created"]})
+    unused: set[tuple[str, str]] = set()
+    if owners and created:
+        claimed = sorted(created)
+        used = await conn.fetch(
+            QUERIES["aliases_used_before"], [w for w, _ in claimed], [a for _, a in claimed],
+            [stored_under.get(k, 0) for k in claimed],
+        )  # fmt: skip
+        unused = created - {(r["workspace_id"], r["alias"]) for r in used}
     merged: set[tuple[str, str]] = set()
     linking: set[str] = set()  # workspaces where an event links identities (a merge is a link)
     await _lock_for_links(conn, rows, stored)

@@ -103,7 +103,12 @@ def _batch_events(
         data = row.event.data
         if not reads_back_unchanged(data):
             unsure.add(person)
-        time = row.time if row.time.tzinfo is UTC else row.time.astimezone(UTC)
+        time = row.time
+        if time.tzinfo is not UTC:
+            try:
+                time = time.astimezone(UTC)
+            except OverflowError:  # within hours of year 1 or 9999: no UTC datetime in Python
+                unsure.add(person)
         out.setdefault(person, []).append(EventFact(result.seq, row.event.type, time, data))
     for person in unsure:
         del out[person]

@@ -103,17 +103,18 @@ async def _erase_history(conn: asyncpg.Connection, s: Subject) -> int:
 
 # Export order; erase runs from the last to the first.
 async def _export_profile_values(conn: asyncpg.Connection, s: Subject) -> Any:
-    """Each stored row with its attributes named (the storage form is positional, see compute.to_json);
-    `attributes` is null for a row waiting to be computed (a template just made or changed)."""
+    """Each stored row with its attributes named (the storage form is positional, see compute.to_json),
+    with the events behind a verbose one. A row of another version of its template, or waiting to be
+    computed, has no names to give: its `attributes` are the stored items as they are."""
     out = []
     for row in await conn.fetch(QUERIES["export_profile_values"], s.workspace_id, list(s.person_ids)):
         template = store.parse_template(row)
         values = store.decode_stored(template, row)
-        attributes = None
+        attributes: list[Any] = row["vals"]
         if values is not None:
             attributes = [
                 {"displayName": spec.displayName, "result": value.jds_result, "events": value.result.events,
-                 "error": value.error}
+                 "error": value.error, **({"eventSeqs": list(value.seqs)} if spec.verbose else {})}
                 for spec, value in zip(template.spec.attributes, values.attributes, strict=True)
             ]  # fmt: skip
         out.append(

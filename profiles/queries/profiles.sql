@@ -94,15 +94,17 @@ WHERE v.template_id = ANY($3::text[]);
 
 -- name: upsert_values --
 -- $3, $4: the templates computed and their versions; then one row per element of $5..$9: which template
--- (its position in $3), person, values (json text), next change (microseconds since 1970, exact until the
--- year 2255: the product of an integer below 2^53 and 1µs is exact), and whether the person was created in
--- this transaction (it has no row yet: a plain insert is 20% cheaper). Arrays, not one JSON document:
+-- (its position in $3), person, values (json text), next change (microseconds since 1970; seconds and
+-- microseconds apart, as an interval times a number is computed in floating point, exact below 2^53 µs,
+-- the year 2255, and a future-stamped event can be later), and whether the person was created in this
+-- transaction (it has no row yet: a plain insert is 20% cheaper). Arrays, not one JSON document:
 -- PostgreSQL parsed the document at 5 µs a row, more than the insert; and integers, not timestamps:
 -- asyncpg encodes a datetime in 0.7 µs. A computation that used an older definition of the template than
 -- the stored row's leaves it alone.
 WITH r AS MATERIALIZED (
     SELECT ($3::text[])[t] AS template_id, person_id, vals,
-           timestamptz 'epoch' + due * interval '1 microsecond' AS next_change_at,
+           timestamptz 'epoch' + due / 1000000 * interval '1 second' + due % 1000000 * interval '1 microsecond'
+               AS next_change_at,
            ($4::timestamptz[])[t] AS version, created
     FROM unnest($5::int[], $6::text[], $7::text[], $8::bigint[], $9::boolean[])
         AS r (t, person_id, vals, due, created)

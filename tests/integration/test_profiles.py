@@ -346,3 +346,81 @@ async def test_new_persons_events_taken_from_their_batch_are_what_the_database_g
         assert [(f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in facts] == [
             (f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in read[person]
         ]
+
+
+async def test_a_new_person_counts_events_committed_under_its_alias_while_the_batch_waited_to_claim_it(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
+) -> None:
+    """A batch waits to claim alias W (another transaction holds it) and then creates alias X. Meanwhile
+    an event is stored under X, whose person (no event before) is then deleted. The new person's values
+    count that event too: the claim's own snapshot predates it, so whether X was used before is asked in
+    a statement after the claim."""
+    await make_template(db, workspace)
+    ws, held, deleted = workspace.workspace_id, "+12025550100", "+12025550199"
+    await db.execute("INSERT INTO persons (workspace_id, person_id) VALUES ($1, $2)", ws, "a" * 24)
+    await db.execute(
+        "INSERT INTO aliases (workspace_id, alias, alias_type, person_id) VALUES ($1, $2, 'phone', $3)",
+        ws, deleted, "a" * 24,
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    bodies = [event(held, "Payment Queue", now, queue="q"), event(deleted, "Payment Queue", now, queue="q")]
+    rows = [EventRow(ws, e, e.time or now) for e in parse_batch(bodies, default_region="US")]
+    holder, batch = await connect(database), await connect(database)
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute("INSERT INTO persons (workspace_id, person_id) VALUES ($1, $2)", ws, "b" * 24)
+        await holder.execute(
+            "INSERT INTO aliases (workspace_id, alias, alias_type, person_id) VALUES ($1, $2, 'phone', $3)",
+            ws, held, "b" * 24,
+        )  # fmt: skip
+
+        async def write() -> None:
+            async with batch.transaction():
+                await pipeline.IngestPipeline("US")(batch, rows)
+
+        writing = asyncio.create_task(write())
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"
+        for _ in range(200):
+            if await db.fetchval(waiting, batch.get_server_pid()):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the batch never waited for the held alias")
+        await post(api_client, workspace, event(deleted, "Payment Queue", now, queue="q"))
+        await db.execute("DELETE FROM persons WHERE workspace_id = $1 AND person_id = $2", ws, "a" * 24)
+        await holding.rollback()
+        await writing
+    finally:
+        await holder.close()
+        await batch.close()
+    row = await stored(db, "repeat", deleted)
+    assert row is not None
+    assert row["vals"][0][0] == 2  # the event stored while the batch waited, and the batch's own
+
+
+async def test_a_value_changing_centuries_ahead_is_stored_to_the_microsecond(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """A future-stamped event enters its window at its own time, the value's next change. Microseconds
+    since 1970 beyond 2^53 (after 2255) are not exact as a floating-point product."""
+    await make_template(db, workspace)
+    future = datetime(2300, 5, 5, 5, 5, 5, 555555, tzinfo=UTC)
+    await post(api_client, workspace, event("+12025550123", "Payment Queue", future, queue="q"))
+    row = await stored(db, "repeat", "+12025550123")
+    assert row is not None
+    assert row["next_change_at"] == future
+
+
+async def test_an_event_time_with_no_utc_datetime_in_python_is_stored_and_counted_nowhere(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """0001-01-01T00:30+01:00 is a valid RFC 3339 time that Python cannot turn into UTC; its person's
+    values are read from the database instead of the batch (where it is older than every window)."""
+    await make_template(db, workspace)
+    body = event("+12025550124", "Payment Queue", queue="q")
+    body["time"] = "0001-01-01T00:30:00+01:00"
+    await post(api_client, workspace, body, event("+12025550124", "Payment Queue", queue="q"))
+    row = await stored(db, "repeat", "+12025550124")
+    assert row is not None
+    assert row["vals"][0][0] == 1

@@ -4,8 +4,9 @@
 -- - `vals` is json (stored as sent, checked but not converted, and read back as stored);
 -- - each attribute's value is an array, `[value, events, error]`, with the events' seqs as a fourth item
 --   for a verbose attribute, instead of an object with these keys (profiles/compute.py `to_json`).
--- Rows written before keep their values, converted here.
-CREATE FUNCTION pg_temp.compact_profile_values(vals jsonb) RETURNS json
+-- Rows written before keep their values, converted here; a row holding anything but an array (never
+-- written by the engine) becomes empty, which reads as "to be computed".
+CREATE FUNCTION je_compact_profile_values(vals jsonb) RETURNS json
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(
         json_agg(
@@ -13,6 +14,8 @@ LANGUAGE sql IMMUTABLE AS $$
                  ELSE json_build_array(a -> 'value', a -> 'events', a -> 'error') END
             ORDER BY n),
         '[]'::json)
-    FROM jsonb_array_elements(vals) WITH ORDINALITY AS e (a, n)
+    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(vals) = 'array' THEN vals ELSE '[]' END)
+        WITH ORDINALITY AS e (a, n)
 $$;
-ALTER TABLE profile_values ALTER COLUMN vals TYPE json USING pg_temp.compact_profile_values(vals);
+ALTER TABLE profile_values ALTER COLUMN vals TYPE json USING je_compact_profile_values(vals);
+DROP FUNCTION je_compact_profile_values(jsonb);

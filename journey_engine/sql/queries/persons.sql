@@ -16,12 +16,9 @@ SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS
 -- claim_aliases) for the person id offered with it, that person is created and its creation logged with
 -- the event $5 that brought the alias. Returns the claimed aliases (created) and, when $6, the owners of
 -- the others as stored when the statement began: an alias another transaction claimed meanwhile is in
--- neither, and the caller looks it up. With $6, a claimed alias also says whether events were stored
--- under it before the $7 this batch stored (`earlier`; null without $6): an alias whose person was
--- deleted keeps its events.
+-- neither, and the caller looks it up.
 WITH offered AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $7::int[])
-        AS u (w, a, t, p, e, n)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u (w, a, t, p, e)
 ), claimed AS (
     INSERT INTO aliases (workspace_id, alias, alias_type, person_id)
     SELECT w, a, t, p FROM offered ORDER BY w, a
@@ -34,15 +31,19 @@ WITH offered AS (
     SELECT c.workspace_id, c.person_id, 'created', ARRAY[c.alias], o.e
     FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
 )
-SELECT c.workspace_id, c.alias, c.person_id, true AS created,
-       CASE WHEN $6::boolean THEN EXISTS (
-           SELECT FROM events e WHERE e.workspace_id = c.workspace_id AND e.identity = c.alias OFFSET o.n
-       ) END AS earlier
-FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
+SELECT workspace_id, alias, person_id, true AS created FROM claimed
 UNION ALL
-SELECT a.workspace_id, a.alias, a.person_id, false, NULL FROM offered o
+SELECT a.workspace_id, a.alias, a.person_id, false FROM offered o
 JOIN aliases a ON a.workspace_id = o.w AND a.alias = o.a
 WHERE $6::boolean;
+
+-- name: aliases_used_before --
+-- Which of the aliases this transaction just claimed had events stored under them before the $3 this
+-- batch stored (an alias whose person was deleted keeps its events). A statement of its own, after the
+-- claim: the claim's snapshot predates the commits it may have waited for (a person delete, and the
+-- events stored under the alias before that delete could go ahead).
+SELECT u.w AS workspace_id, u.a AS alias FROM unnest($1::text[], $2::text[], $3::int[]) AS u (w, a, n)
+WHERE EXISTS (SELECT FROM events e WHERE e.workspace_id = u.w AND e.identity = u.a OFFSET u.n);
 
 -- name: log_identity_change --
 INSERT INTO identity_changes (workspace_id, person_id, other_person_id, kind, aliases, by_key, by_event)

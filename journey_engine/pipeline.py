@@ -6,7 +6,8 @@
 2. identity: every new alias gets a person (alias, person and its "created" change in one statement),
    `previousidentity` links and merges;
 3. profiles: the values of the touched persons under the templates the batch's event types feed, and
-   under every template for persons a merge changed, recomputed from their events;
+   under every template for persons a merge changed, recomputed from their events (read back, except
+   for a person the batch created whose only events are the batch's: `_batch_events`);
 4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written.
 """
 

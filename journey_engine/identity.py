@@ -83,11 +83,17 @@ async def resolve_batch(
         QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
         [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
     )  # fmt: skip
-    # An alias can come back twice: claimed, and (from the statement's snapshot) owned by a person a
-    # concurrent delete removed while the claim waited. The claim is what holds.
-    owned = {(r["workspace_id"], r["alias"]): r["person_id"] for r in found if not r["created"]}
-    created = {(r["workspace_id"], r["alias"]) for r in found if r["created"]}
-    owned.update({(r["workspace_id"], r["alias"]): r["person_id"] for r in found if r["created"]})
+    owned: dict[tuple[str, str], str] = {}
+    created: set[tuple[str, str]] = set()
+    for r in found:
+        key = (r["workspace_id"], r["alias"])
+        if r["created"]:
+            created.add(key)
+            owned[key] = r["person_id"]
+        else:
+            # Also claimed, when the statement's snapshot still shows a person a concurrent delete removed
+            # while the claim waited: the claim is what holds.
+            owned.setdefault(key, r["person_id"])
     unused: set[tuple[str, str]] = set()
     if owners and created:
         claimed = sorted(created)

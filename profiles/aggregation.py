@@ -45,7 +45,7 @@ INT64_MAX: Final = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?\d{1,20}")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_SECONDS: Final[dict[LookbackUnit, int]] = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
@@ -169,7 +169,7 @@ def _cast_datetime(raw: object) -> datetime:
             raise CastError(f"{_describe(raw)} is not a valid date-time") from None
     if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
         try:
-            return _EPOCH + timedelta(milliseconds=raw)
+            return EPOCH + timedelta(milliseconds=raw)
         except OverflowError:
             raise CastError(f"{_describe(raw)} is out of range for epoch milliseconds") from None
     raise CastError(f"{_describe(raw)} is not an RFC 3339 date-time")

@@ -125,9 +125,6 @@ class _Plan:
     attributes: tuple[_AttributePlan, ...]
     types: frozenset[str]
     """The event types the template aggregates; events of other types are dropped first."""
-    starts: list[tuple[datetime | None, tuple[datetime, ...]]]
-    """[(now, the start of each attribute's window at now)] of the last computation: a batch computes many
-    persons at one `now`. Replaced whole, never changed, so a computation reads one consistent pair."""
 
 
 # Plans by template object (held, so its id is not reused while the entry lives). store.parse_template
@@ -141,7 +138,7 @@ def _plan(template: TemplateSpec) -> _Plan:
     if entry is not None and entry[0] is template:
         return entry[1]
     attributes = tuple(_AttributePlan.of(a) for a in template.attributes)
-    plan = _Plan(attributes, frozenset(a.event for a in attributes), [(None, ())])
+    plan = _Plan(attributes, frozenset(a.event for a in attributes))
     if len(_PLANS) >= _PLANS_MAX:
         _PLANS.clear()
     _PLANS[id(template)] = (template, plan)
@@ -152,14 +149,10 @@ def compute(template: TemplateSpec, events: Sequence[EventFact], now: datetime) 
     """The template's values for a person whose events (any order, any type) are `events`."""
     plan = _plan(template)
     by_type = _newest_first(events, plan.types)
-    at, starts = plan.starts[0]
-    if at != now:
-        starts = tuple(now - a.span for a in plan.attributes)
-        plan.starts[0] = (now, starts)
     values = []
     next_change_at: datetime | None = None
-    for attribute, start in zip(plan.attributes, starts, strict=True):
-        value, change = _attribute(attribute, by_type.get(attribute.event, ()), now, start)
+    for attribute in plan.attributes:
+        value, change = _attribute(attribute, by_type.get(attribute.event, ()), now)
         values.append(value)
         if change is not None and (next_change_at is None or change < next_change_at):
             next_change_at = change
@@ -186,7 +179,7 @@ def _newest_first(events: Sequence[EventFact], types: frozenset[str]) -> dict[st
 
 
 def _attribute(
-    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime, start: datetime
+    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime
 ) -> tuple[AttributeValue, datetime | None]:
     """The value from the events of the attribute's type, newest first, and when it next changes.
 
@@ -198,6 +191,7 @@ def _attribute(
     if plan.accepts is not None:
         accepts = plan.accepts
         matching = [e for e in newest_first if accepts(_mapping(e.data))]
+    start = now - plan.span
     size = len(matching)
     first = 0
     while first < size and matching[first].time > now:
@@ -249,17 +243,10 @@ def to_json(template: TemplateSpec, values: ProfileValues) -> list[list[Any]]:
     item (no one reads the others'). The window is `computed_at` minus the lookback, so it is not stored.
     Arrays, not objects: PostgreSQL parses a few hundred thousand of these a second at ingest (migration
     0010)."""
-    out = []
-    for plan, v in zip(_plan(template).attributes, values.attributes, strict=True):
-        result = v.result
-        value = result.value
-        kind = type(value)
-        if not (kind is str or kind is int or value is None):  # those are JSON as they are
-            value = _plain(value)
-        out.append(
-            [value, result.events, v.error, list(v.seqs)] if plan.verbose else [value, result.events, v.error]
-        )
-    return out
+    return [
+        [_plain(v.result.value), v.result.events, v.error, *([list(v.seqs)] if plan.verbose else [])]
+        for plan, v in zip(_plan(template).attributes, values.attributes, strict=True)
+    ]
 
 
 _JSON_SCALARS: Final = frozenset({str, int, float, type(None)})

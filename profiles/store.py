@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from profiles.aggregation import EPOCH, RESOLUTION
 from profiles.compute import EventFact, ProfileValues, compute, from_json, to_json
 from profiles.jsonb import jsonb_text
 from profiles.sqlfiles import load_queries
 from profiles.templates import TemplateSpec
 
 QUERIES = load_queries("profiles")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -155,7 +154,7 @@ async def refresh(
             persons.append(person)
             vals.append(jsonb_text(to_json(template.spec, after)))
             change = after.next_change_at
-            due.append(None if change is None else (change - _EPOCH) // _MICROSECOND)
+            due.append(None if change is None else (change - EPOCH) // RESOLUTION)
             fresh.append(is_new)
     await conn.execute(
         QUERIES["upsert_values"], workspace_id, now, [t.template_id for t in templates],

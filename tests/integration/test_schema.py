@@ -87,15 +87,20 @@ async def test_engine_refuses_a_database_newer_than_itself(fresh_database: str) 
         await conn.close()
 
 
-async def test_upgrading_a_database_with_events_gives_each_identity_a_person(fresh_database: str) -> None:
+async def _migrated_to(conn: asyncpg.Connection, version: int) -> None:
+    """An empty schema brought to `version` by the migrations, as an engine of that version left it."""
     from journey_engine.sql import migrations
 
+    await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    for number, _, sql in migrations()[:version]:
+        await conn.execute(sql)
+        await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
+
+
+async def test_upgrading_a_database_with_events_gives_each_identity_a_person(fresh_database: str) -> None:
     conn = await asyncpg.connect(fresh_database)
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        for version, _, sql in migrations()[:2]:
-            await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        await _migrated_to(conn, 2)
         await conn.execute(
             "INSERT INTO workspaces (workspace_id, name) VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', 'w')"
         )
@@ -118,9 +123,8 @@ async def test_upgrading_a_database_with_events_gives_each_identity_a_person(fre
 
 async def test_upgrading_keeps_stored_profile_values_in_the_compact_form(fresh_database: str) -> None:
     """0010 turns each attribute's object into `[value, events, error(, seqs)]` in a json column, which
-    `compute.from_json` reads; a row marked for computation stays empty."""
-    from journey_engine.sql import migrations
-
+    `compute.from_json` reads; a row marked for computation stays empty, and so does one holding
+    something else (never written by the engine)."""
     before = [
         {"value": 2, "events": 2, "error": None},
         {"value": ["b", "a"], "events": 3, "error": "1 event(s) skipped: ...", "seqs": [9, 7]},
@@ -129,10 +133,7 @@ async def test_upgrading_keeps_stored_profile_values_in_the_compact_form(fresh_d
     ]
     conn = await asyncpg.connect(fresh_database)
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        for version, _, sql in migrations()[:9]:
-            await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        await _migrated_to(conn, 9)
         insert = (
             "INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at)"
             " VALUES ('w', 't', $1, $2::text::jsonb, now())"

@@ -43,19 +43,15 @@ class Actor:
 
 @dataclass(frozen=True)
 class Resolution:
-    """What identity resolution did to a batch: the persons a merge changed, and who owns its aliases."""
+    """What identity resolution did to a batch: the persons it created and those a merge changed."""
 
     merged: set[tuple[str, str]]
     """(workspace, person) pairs whose set of aliases changed by a merge: recompute from their events."""
-    owners: dict[tuple[str, str], str]
-    """{(workspace, alias): person} for the event aliases of the batch (when asked for), as the claim
-    statement saw them: before this batch's merges, and without an alias another transaction claimed
-    meanwhile. A first guess for `pipeline.lock_owners`, which settles them."""
-    created: set[tuple[str, str]]
-    """(workspace, alias) of the aliases this batch created, each with a new person: until the batch
-    commits no other transaction sees either, so only this batch's merges can move them."""
+    created: dict[tuple[str, str], str]
+    """{(workspace, alias): person} for the aliases this batch created, each with a new person: until the
+    batch commits no other transaction sees either, so only this batch's merges can move them."""
     only_new_events: set[tuple[str, str]] = field(default_factory=set)
-    """(workspace, alias) of created aliases (when owners were asked for) whose person's events are this
+    """(workspace, alias) of created aliases (when asked for: `profiles`) whose person's events are this
     batch's events under the alias and nothing else: nothing was stored under it before (a deleted
     person's alias keeps its events), no merge in its workspace, no link to it or from it."""
 
@@ -66,10 +62,11 @@ async def resolve_batch(
     stored: Sequence[Stored],
     *,
     default_region: str,
-    owners: bool = False,
+    profiles: bool = False,
 ) -> Resolution:
     """Give every event's alias a person and apply `previousidentity` links, in event order. With
-    `owners`, also give a first guess of who owns each event alias (`Resolution.owners`)."""
+    `profiles` (the caller computes the profiles of the persons created), also say which of them have no
+    event but this batch's (`Resolution.only_new_events`)."""
     offers: dict[tuple[str, str], tuple[str, str, int]] = {}
     stored_under: dict[tuple[str, str], int] = {}  # how many events this batch stored under each alias
     for row, result in zip(rows, stored, strict=True):
@@ -79,29 +76,19 @@ async def resolve_batch(
         if not result.duplicate:
             stored_under[key] = stored_under.get(key, 0) + 1
     keys = sorted(offers)
-    found = await conn.fetch(
+    claimed = await conn.fetch(
         QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
-        [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys], owners,
+        [offers[k][0] for k in keys], [offers[k][1] for k in keys], [offers[k][2] for k in keys],
     )  # fmt: skip
-    owned: dict[tuple[str, str], str] = {}
-    created: set[tuple[str, str]] = set()
-    for r in found:
-        key = (r["workspace_id"], r["alias"])
-        if r["created"]:
-            created.add(key)
-            owned[key] = r["person_id"]
-        else:
-            # Also claimed, when the statement's snapshot still shows a person a concurrent delete removed
-            # while the claim waited: the claim is what holds.
-            owned.setdefault(key, r["person_id"])
+    created = {(r["workspace_id"], r["alias"]): r["person_id"] for r in claimed}
     unused: set[tuple[str, str]] = set()
-    if owners and created:
-        claimed = sorted(created)
+    if profiles and created:
+        new = sorted(created)
         used = await conn.fetch(
-            QUERIES["aliases_used_before"], [w for w, _ in claimed], [a for _, a in claimed],
-            [stored_under.get(k, 0) for k in claimed],
+            QUERIES["aliases_used_before"], [w for w, _ in new], [a for _, a in new],
+            [stored_under.get(k, 0) for k in new],
         )  # fmt: skip
-        unused = created - {(r["workspace_id"], r["alias"]) for r in used}
+        unused = created.keys() - {(r["workspace_id"], r["alias"]) for r in used}
     merged: set[tuple[str, str]] = set()
     linking: set[str] = set()  # workspaces where an event links identities (a merge is a link)
     await _lock_for_links(conn, rows, stored)
@@ -116,7 +103,7 @@ async def resolve_batch(
             conn, row.workspace_id, row.event.identity_normalised, candidates, alias_type, actor
         )
         merged.update((row.workspace_id, person) for person in changed)
-    return Resolution(merged, owned, created, {(w, a) for w, a in unused if w not in linking})
+    return Resolution(merged, created, {(w, a) for w, a in unused if w not in linking})
 
 
 async def _lock_for_links(

@@ -1,15 +1,15 @@
 """The write path of one ingest batch, in one transaction (DESIGN.md, "What flows through it").
 
 0. templates: those the batch's event types feed (none: steps 3 and 4 are skipped, and step 2 does not
-   report who owns the aliases);
+   ask whether the aliases it creates were used before);
 1. events: insert, deduplicated by content;
 2. identity: every new alias gets a person (alias, person and its "created" change in one statement),
    `previousidentity` links and merges;
 3. profiles: the values of the touched persons under the templates the batch's event types feed, and
-   under every template for persons a merge changed, recomputed from their events (read back, except
-   for a person the batch created whose only events are the batch's: `_batch_events`);
-4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written.
-"""
+   under every template for persons a merge changed, recomputed from their events: those of the persons
+   that existed are read with their owners once the owners are locked (`lock_owners`), and a person the
+   batch created whose only events are the batch's is computed from them (`_batch_events`);
+4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class IngestPipeline:
             templates[workspace_id] = await store.templates_for(conn, workspace_id, sent)
         stored = await insert_events(conn, rows)
         resolution = await identity.resolve_batch(
-            conn, rows, stored, default_region=self._region, owners=any(templates.values())
+            conn, rows, stored, default_region=self._region, profiles=any(templates.values())
         )
         now = datetime.now(UTC)
         newest: dict[str, dict[str, int]] = defaultdict(dict)  # the newest new event under each alias
@@ -58,16 +58,16 @@ class IngestPipeline:
             if not fed:
                 continue
             seqs = newest[workspace_id]
-            known = resolution.owners
             # An alias this batch created belongs to the person it created, which no other transaction
             # can see, lock, merge or delete yet: only a merge of this batch could move it.
             merging = any(w == workspace_id for w, _ in resolution.merged)
-            created = set() if merging else {a for a in seqs if (workspace_id, a) in resolution.created}
-            fresh = {a: known[(workspace_id, a)] for a in created}
+            created = {} if merging else resolution.created
+            fresh = {a: created[(workspace_id, a)] for a in seqs if (workspace_id, a) in created}
             own = {a: p for a, p in fresh.items() if (workspace_id, a) in resolution.only_new_events}
-            settle = sorted(seqs.keys() - created)
-            guess = {a: known[(workspace_id, a)] for a in settle if (workspace_id, a) in known}
-            owners = await lock_owners(conn, workspace_id, settle, guess) | fresh
+            settle = sorted(seqs.keys() - fresh.keys())
+            owners, given = await lock_owners(conn, workspace_id, settle, fed, now)
+            owners |= fresh
+            given |= _batch_events(rows, stored, workspace_id, own)
             persons: dict[str, int] = {}  # the newest new event of each person
             for alias, seq in seqs.items():
                 persons[owners[alias]] = max(persons.get(owners[alias], 0), seq)
@@ -75,7 +75,7 @@ class IngestPipeline:
             changes = await store.refresh(
                 conn, workspace_id, list(persons), now, templates=fed,
                 before=firing.need_values_before(actions), locked=True, created=set(fresh.values()),
-                given=_batch_events(rows, stored, workspace_id, own), report=bool(actions),
+                given=given, report=bool(actions),
             )  # fmt: skip
             if actions:
                 await firing.fire(conn, changes, "event", now, cause_events=persons, actions=actions)
@@ -117,31 +117,41 @@ def _batch_events(
 
 
 async def lock_owners(
-    conn: asyncpg.Connection, workspace_id: str, aliases: Sequence[str], guess: dict[str, str]
-) -> dict[str, str]:
-    """Lock the persons owning `aliases` and return {alias: person} as it stands under the locks.
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    aliases: Sequence[str],
+    templates: Sequence[store.StoredTemplate],
+    now: datetime,
+) -> tuple[dict[str, str], dict[str, list[EventFact]]]:
+    """Lock the persons owning `aliases`; return {alias: person} as it stands under the locks, and the
+    events of those persons that `templates` may count at `now` (read after the locks: every committed
+    one, each person's list, empty or not).
 
-    `guess` is who this transaction last saw owning them (some may be missing). Its persons are locked,
-    then the owners read again: this batch's merges, or a merge or unmerge another transaction committed
-    meanwhile (it locks the persons it changes, so after our locks the aliases of locked persons stay
-    put), may have moved an alias. A new owner is locked too, until every owner read after the locks is.
-    An alias with no owner then (its person deleted meanwhile) raises `RetryBatch`.
+    The first statement locks the owners it sees. A merge or unmerge that committed while a lock waited
+    may have moved an alias since (it locks the persons it changes, so after our locks the aliases of
+    locked persons stay put): the owners are read again with the events, and a new owner is locked too,
+    until every owner read with the events is. An alias with no owner (its person deleted after the claim
+    found it) raises `RetryBatch`.
     """
     if not aliases:
-        return {}
-    owners, locked, read_after_locks = guess, set[str](), False
+        return {}, {}
+    owners = await store.lock_alias_owners(conn, workspace_id, aliases)
+    locked = set(owners.values())
     while True:
+        _check_owned(aliases, owners)
+        events, owners = await store.read_events(conn, workspace_id, sorted(locked), templates, now, aliases)
+        _check_owned(aliases, owners)
         wanted = set(owners.values()) - locked
-        if wanted:
-            await store.lock_persons(conn, workspace_id, wanted)
-            locked |= wanted
-        elif read_after_locks:
-            return owners
-        owners = await identity.persons_of(conn, workspace_id, aliases)
-        read_after_locks = True
-        lost = [a for a in aliases if a not in owners]
-        if lost:  # its person was deleted after the claim found it: claim it again, in a new transaction
-            raise RetryBatch(f"alias '{lost[0]}' lost its person to a concurrent delete")
+        if not wanted:
+            return owners, {p: events.get(p, []) for p in set(owners.values())}
+        await store.lock_persons(conn, workspace_id, wanted)
+        locked |= wanted
+
+
+def _check_owned(aliases: Sequence[str], owners: dict[str, str]) -> None:
+    lost = [a for a in aliases if a not in owners]
+    if lost:  # its person was deleted after the claim found it: claim it again, in a new transaction
+        raise RetryBatch(f"alias '{lost[0]}' lost its person to a concurrent delete")
 
 
 async def on_persons_changed(

@@ -133,7 +133,7 @@ async def refresh(
         return []
     given = given or {}
     unknown = [p for p in live if p not in given]
-    read = await _events(conn, workspace_id, unknown, templates, now) if unknown else {}
+    read = (await read_events(conn, workspace_id, unknown, templates, now))[0] if unknown else {}
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
     # upsert_values's columns, row by row
@@ -173,6 +173,16 @@ async def lock_persons(
     return {r["person_id"]: r["merged_into"] for r in rows}
 
 
+async def lock_alias_owners(
+    conn: asyncpg.Connection, workspace_id: str, aliases: Sequence[str]
+) -> dict[str, str]:
+    """Lock the persons owning `aliases` as `lock_persons` does; {alias: person} as this statement saw
+    them (aliases with no person left out). A merge committed while a lock waited may have moved an alias
+    since: `read_events` reads the owners again."""
+    rows = await conn.fetch(QUERIES["lock_alias_owners"], workspace_id, list(aliases))
+    return {r["alias"]: r["person_id"] for r in rows}
+
+
 def exact_at(values: ProfileValues, now: datetime) -> bool:
     """Whether stored values still hold at `now` (no event has left or entered a window since)."""
     return values.next_change_at is None or values.next_change_at > now
@@ -182,7 +192,7 @@ async def compute_from_events(
     conn: asyncpg.Connection, workspace_id: str, person_id: str, template: StoredTemplate, now: datetime
 ) -> ProfileValues:
     """The values at `now` computed from the person's events (not stored)."""
-    events = await _events(conn, workspace_id, [person_id], [template], now)
+    events, _ = await read_events(conn, workspace_id, [person_id], [template], now)
     return compute(template.spec, events.get(person_id, ()), now)
 
 
@@ -220,20 +230,30 @@ async def sweep_due(conn: asyncpg.Connection, now: datetime, limit: int = 500) -
     return changes
 
 
-async def _events(
+async def read_events(
     conn: asyncpg.Connection,
     workspace_id: str,
     person_ids: Sequence[str],
     templates: Sequence[StoredTemplate],
     now: datetime,
-) -> dict[str, list[EventFact]]:
+    aliases: Sequence[str] = (),
+) -> tuple[dict[str, list[EventFact]], dict[str, str]]:
+    """The events of `person_ids` that `templates` may count at `now` (their types, from the start of the
+    longest window on), by person; and, read in the same snapshot, who owns `aliases` ({alias: person},
+    aliases with no person left out)."""
     types = sorted({a.event for t in templates for a in t.spec.attributes})
     since = now - max(a.lookback for t in templates for a in t.spec.attributes)
-    rows = await conn.fetch(QUERIES["person_events"], workspace_id, list(person_ids), types, since)
-    out: dict[str, list[EventFact]] = defaultdict(list)
+    rows = await conn.fetch(
+        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(aliases)
+    )
+    events: dict[str, list[EventFact]] = defaultdict(list)
+    owners: dict[str, str] = {}
     for r in rows:
-        out[r["person_id"]].append(EventFact(r["seq"], r["type"], r["time"], r["data"]))
-    return out
+        if r["seq"] is None:
+            owners[r["alias"]] = r["person_id"]
+        else:
+            events[r["person_id"]].append(EventFact(r["seq"], r["type"], r["time"], r["data"]))
+    return events, owners
 
 
 async def _stored(

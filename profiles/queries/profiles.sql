@@ -69,12 +69,34 @@ DELETE FROM profile_values v
 WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
   AND NOT EXISTS (SELECT FROM persons p WHERE p.workspace_id = $1 AND p.person_id = v.person_id);
 
+-- name: lock_alias_owners --
+-- The persons owning aliases $2, locked in order as by lock_profile_persons: {alias: person} as this
+-- statement's snapshot has them. A merge that committed while a lock waited may have moved an alias
+-- since; person_events reads the owners again under the locks. Alias by alias through the key (OFFSET 0
+-- keeps the subquery from being flattened into a join, see stored_values).
+SELECT o.alias, p.person_id
+FROM unnest($2::text[]) AS q (alias)
+CROSS JOIN LATERAL (
+    SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND alias = q.alias OFFSET 0
+) o
+JOIN persons p ON p.workspace_id = $1 AND p.person_id = o.person_id
+ORDER BY p.person_id
+FOR NO KEY UPDATE OF p;
+
 -- name: person_events --
--- The events of these persons (all their aliases) of these types, from $4 on (future-stamped included).
+-- The events of persons $2 (all their aliases) of types $3, from $4 on (future-stamped included); and
+-- first, in rows without a seq, the owners of aliases $5, read in the same snapshot as the events.
 -- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
 -- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
 -- times slower for a batch's 500 persons.
-SELECT p.person_id, e.seq, e.type, e.time, e.data
+SELECT o.alias, o.person_id, NULL::bigint AS seq, NULL::text AS type, NULL::timestamptz AS time,
+       NULL::jsonb AS data
+FROM unnest($5::text[]) AS q (alias)
+CROSS JOIN LATERAL (
+    SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND alias = q.alias OFFSET 0
+) o
+UNION ALL
+SELECT NULL, p.person_id, e.seq, e.type, e.time, e.data
 FROM unnest($2::text[]) AS p (person_id)
 CROSS JOIN LATERAL (
     SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0

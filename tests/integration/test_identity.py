@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from journey_engine import identity
 from journey_engine.db import connect
 from journey_engine.ingest import RetryBatch
 from journey_engine.pipeline import lock_owners
+from profiles import store
 from tests.helpers import WorkspaceKey
 
 Client = TestClient  # type: ignore[type-arg]
@@ -208,19 +210,30 @@ async def test_concurrent_links_and_merges_lose_no_alias(
 async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_moved_its_alias_to(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
 ) -> None:
-    """A batch read that 'visitor-a' belongs to A; before it locked A, another transaction merged A into
-    B and committed. Locking must end on B (A's aliases, and the batch's event, are B's now)."""
-    await post(api_client, workspace, event("visitor-a", "temporaryId"), event("visitor-b", "temporaryId"))
+    """A batch's lock statement saw 'visitor-a' owned by A and waited for A, which a merge into B held;
+    the merge committed. Locking must end on B (A's aliases, and their events, are B's now), with the
+    events of both read after the locks."""
+    ws = workspace.workspace_id
+    visits = [event(f"visitor-{x}", "temporaryId", type="task:new") for x in "ab"]
+    await post(api_client, workspace, *visits)
     known = await owners(db)
     a, b = known["visitor-a"], known["visitor-b"]
     batch = await connect(database)
     try:
         async with batch.transaction():
-            await batch.fetchval("SELECT 1")  # the batch's transaction has begun
-            async with db.transaction():
-                await identity.merge(db, workspace.workspace_id, b, [a], identity.Actor())
-            current = await lock_owners(batch, workspace.workspace_id, ["visitor-a"], {"visitor-a": a})
+            templates = await store.templates_for(batch, ws, None)
+            merging = db.transaction()
+            await merging.start()
+            await identity.merge(db, ws, b, [a], identity.Actor())
+            locking = asyncio.create_task(lock_owners(batch, ws, ["visitor-a"], templates, datetime.now(UTC)))
+            await waits_for_a_lock(db, batch)
+            await merging.commit()
+            current, events = await locking
             assert current == {"visitor-a": b}
+            assert sorted(e.data["n"] for e in events[b]) == sorted(
+                r["data"]["n"] for r in await db.fetch("SELECT data FROM events")
+            )
+            assert set(events) == {b}
             with pytest.raises(asyncpg.LockNotAvailableError):  # the batch holds B
                 async with db.transaction():
                     await db.execute("SELECT 1 FROM persons WHERE person_id = $1 FOR NO KEY UPDATE NOWAIT", b)
@@ -228,10 +241,19 @@ async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_move
         await batch.close()
 
 
+async def waits_for_a_lock(db: asyncpg.Connection, other: asyncpg.Connection) -> None:
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"
+    for _ in range(500):
+        if await db.fetchval(waiting, other.get_server_pid()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the other connection never waited for a lock")
+
+
 async def test_an_ingest_whose_alias_lost_its_person_to_a_concurrent_delete_retries_and_claims_it_anew(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection, database: str
 ) -> None:
-    """A batch's claim found 'jane' owned by J; before the batch locked J, a JDS delete of J committed
+    """A batch's claim left 'jane' to its person J; before the batch locked J, a JDS delete of J committed
     (the alias went with it). The batch runs again and gives the alias a new person."""
     jane = {**event("jane", "temporaryId"), "type": "task:new"}  # counted by journey-default-template
     await post(api_client, workspace, jane)
@@ -239,11 +261,11 @@ async def test_an_ingest_whose_alias_lost_its_person_to_a_concurrent_delete_retr
     batch = await connect(database)
     try:
         async with batch.transaction():
-            await batch.fetchval("SELECT 1")
+            templates = await store.templates_for(batch, workspace.workspace_id, None)
             path = f"/admin/v1/api/person/workspace-id/{workspace.workspace_id}/person-id/{first}"
             assert (await api_client.delete(path, headers=workspace.headers)).status == 200
             with pytest.raises(RetryBatch):
-                await lock_owners(batch, workspace.workspace_id, ["jane"], {"jane": first})
+                await lock_owners(batch, workspace.workspace_id, ["jane"], templates, datetime.now(UTC))
     finally:
         await batch.close()
     await post(api_client, workspace, {**jane, "id": "again"})

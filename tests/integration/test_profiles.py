@@ -332,10 +332,10 @@ async def test_new_persons_events_taken_from_their_batch_are_what_the_database_g
     async with db.transaction():
         templates = await store.templates_for(db, workspace.workspace_id, ["Payment Queue"])
         stored = await insert_events(db, rows)
-        resolution = await identity.resolve_batch(db, rows, stored, default_region="US", owners=True)
-        aliases = {a: resolution.owners[(w, a)] for w, a in resolution.only_new_events}
+        resolution = await identity.resolve_batch(db, rows, stored, default_region="US", profiles=True)
+        aliases = {a: resolution.created[(w, a)] for w, a in resolution.only_new_events}
         given = pipeline._batch_events(rows, stored, workspace.workspace_id, aliases)
-        read = await store._events(
+        read, _ = await store.read_events(
             db, workspace.workspace_id, list(given), templates, now - timedelta(days=1)
         )
     assert "+12025550100" not in aliases  # its person's events include those kept under the alias

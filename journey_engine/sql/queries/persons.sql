@@ -14,9 +14,8 @@ SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS
 -- name: claim_event_aliases --
 -- An ingest batch's aliases in one statement: each new one is claimed (in sorted order, as in
 -- claim_aliases) for the person id offered with it, that person is created and its creation logged with
--- the event $5 that brought the alias. Returns the claimed aliases (created) and, when $6, the owners of
--- the others as stored when the statement began: an alias another transaction claimed meanwhile is in
--- neither, and the caller looks it up.
+-- the event $5 that brought the alias. Returns the claimed aliases; the others were there already (or
+-- another transaction claimed them meanwhile).
 WITH offered AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u (w, a, t, p, e)
 ), claimed AS (
@@ -31,11 +30,7 @@ WITH offered AS (
     SELECT c.workspace_id, c.person_id, 'created', ARRAY[c.alias], o.e
     FROM claimed c JOIN offered o ON o.w = c.workspace_id AND o.a = c.alias
 )
-SELECT workspace_id, alias, person_id, true AS created FROM claimed
-UNION ALL
-SELECT a.workspace_id, a.alias, a.person_id, false FROM offered o
-JOIN aliases a ON a.workspace_id = o.w AND a.alias = o.a
-WHERE $6::boolean;
+SELECT workspace_id, alias, person_id FROM claimed;
 
 -- name: aliases_used_before --
 -- Which of the aliases this transaction just claimed had events stored under them before the $3 this

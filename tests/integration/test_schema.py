@@ -25,6 +25,9 @@ CATALOG = {
         SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
         WHERE NOT tgisinternal ORDER BY 1, 2""",
     "sequences": "SELECT sequence_name, data_type FROM information_schema.sequences ORDER BY 1",
+    "storage": """
+        SELECT relname, reloptions FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL ORDER BY 1""",
     "versions": "SELECT version FROM schema_version ORDER BY 1",
 }
 

@@ -343,29 +343,25 @@ def _sort_key(value: Typed) -> int | float | datetime | str:
     return value
 
 
-Reducer = Callable[[list[Typed], int], AggregateResult]
-"""reduce(present, events): the result of `events` matching events, `present` their values (newest first)."""
+Reducer = Callable[[list[Typed], int], Result]
+"""reduce(present, events): the value of `events` matching events, `present` their values (newest first)."""
 
 
 def reducer(mode: AggregationMode, type_: MetaDataType) -> Reducer:
-    """`aggregate` for values already cast to `type_` (as `cast_value` returns them), with the events lacking
-    the value left out of `present` and counted in `events`: the same results, with the mode and type
-    checked once rather than per call."""
+    """`aggregate(...).value` for values already cast to `type_` (as `cast_value` returns them), with the
+    events lacking the value left out of `present` and counted in `events`: the same results, with the
+    mode and type checked once rather than per call."""
     problem = mode_type_problem(mode, type_)
     if problem:
         raise ValueError(problem)
     if mode == "Count":
-        return lambda present, events: AggregateResult(mode, type_, events, events)
+        return lambda present, events: events
     if mode == "Sum" and type_ == "integer":
-        return lambda present, events: AggregateResult(mode, type_, sum(cast(list[int], present)), events)
+        return lambda present, events: sum(cast(list[int], present))
     if mode == "Sum":
-        return lambda present, events: AggregateResult(mode, type_, _fsum(cast(list[float], present)), events)
+        return lambda present, events: _fsum(cast(list[float], present))
     value_of = _integer_average if (mode, type_) == ("Average", "integer") else _REDUCE[mode]
-
-    def reduce(present: list[Typed], events: int) -> AggregateResult:
-        return AggregateResult(mode, type_, value_of(present) if present else None, events)
-
-    return reduce
+    return lambda present, events: value_of(present) if present else None
 
 
 def _average(values: list[Typed]) -> float:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from profiles.aggregation import EPOCH, RESOLUTION
-from profiles.compute import EventFact, ProfileValues, compute, from_json, to_json
+from profiles.compute import EventFact, ProfileValues, compute, compute_stored, from_json, to_json
 from profiles.jsonb import jsonb_text
 from profiles.sqlfiles import load_queries
 from profiles.templates import TemplateSpec
@@ -115,8 +115,8 @@ async def refresh(
     `locked`: the caller holds the persons' locks (`lock_persons`), or created them in this transaction,
     and they are all current persons. `created`: those created in this transaction (no values yet).
     `given`: every event of some of the persons (within the windows at least), already at hand: not read.
-    `report` False: nothing reads the changes (no action), so none is kept (a batch's would all stay alive
-    until it ends) and [] is returned."""
+    `report` False: nothing reads the changes (no action), so none is made (`compute_stored`: a batch's
+    would all stay alive until it ends) and [] is returned."""
     if templates is None:
         templates = await templates_for(conn, workspace_id, event_types)
     if not templates:
@@ -146,14 +146,16 @@ async def refresh(
         facts = given[person] if person in given else read.get(person, ())
         is_new = person in created
         for position, template in enumerate(templates, 1):
-            after = compute(template.spec, facts, now)
             if report:
+                after = compute(template.spec, facts, now)
                 was = previous.get((template.template_id, person))
                 changes.append(Change(workspace_id, person, template, was, after))
+                stored, change = to_json(template.spec, after), after.next_change_at
+            else:
+                stored, change = compute_stored(template.spec, facts, now)
             positions.append(position)
             persons.append(person)
-            vals.append(jsonb_text(to_json(template.spec, after)))
-            change = after.next_change_at
+            vals.append(jsonb_text(stored))
             due.append(None if change is None else (change - EPOCH) // RESOLUTION)
             fresh.append(is_new)
     await conn.execute(

@@ -517,7 +517,7 @@ def test_reducer_aggregates_as_aggregate_does(mode: AggregationMode, type_: Meta
         values: list[Typed | None] = [rng.choice([*castable, None]) for _ in range(rng.randint(0, 6))]
         present = [v for v in values if v is not None]
         expected = aggregate(mode, type_, values)
-        actual = reducer(mode, type_)(present, len(values))
+        actual = AggregateResult(mode, type_, reducer(mode, type_)(present, len(values)), len(values))
         assert actual == expected and repr(actual) == repr(expected), values
 
 

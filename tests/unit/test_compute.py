@@ -25,7 +25,15 @@ from profiles.aggregation import (
     mode_type_problem,
     next_change,
 )
-from profiles.compute import AttributeValue, EventFact, ProfileValues, compute, from_json, to_json
+from profiles.compute import (
+    AttributeValue,
+    EventFact,
+    ProfileValues,
+    compute,
+    compute_stored,
+    from_json,
+    to_json,
+)
 from profiles.templates import TemplateSpec, default_template
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -352,6 +360,19 @@ def test_stored_form_agrees_with_the_reference_on_random_values() -> None:
             (a.error, a.seqs if spec.verbose else (), a.window_start)
             for spec, a in zip(t.attributes, values.attributes, strict=True)
         ]
+
+
+def test_the_stored_form_computed_directly_equals_the_one_of_the_values() -> None:
+    """`compute_stored` (an ingest with no action) writes what `to_json(compute(...))` would, to the type."""
+    rng = random.Random(2611)
+    for _ in range(400):
+        t = random_template(rng)
+        events = random_events(rng, t)
+        for now in (NOW, NOW + timedelta(minutes=rng.uniform(-60, 60))):
+            values = compute(t, events, now)
+            stored, next_change_at = compute_stored(t, events, now)
+            assert repr(stored) == repr(to_json(t, values))
+            assert next_change_at == values.next_change_at
 
 
 def test_compute_follows_the_template_object_it_is_given() -> None:

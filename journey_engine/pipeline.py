@@ -7,8 +7,9 @@
    `previousidentity` links and merges;
 3. profiles: the values of the touched persons under the templates the batch's event types feed, and
    under every template for persons a merge changed, recomputed from their events: those of the persons
-   that existed are read with their owners once the owners are locked (`lock_owners`), and a person the
-   batch created whose only events are the batch's is computed from them (`_batch_events`);
+   that existed are read with their owners once the owners are locked (`lock_owners`), but for the batch's
+   own, which are at hand (`_batch_events`); a person the batch created whose only events are the batch's
+   is computed from them;
 4. actions: the actions of the changed values are evaluated; firings and their outbox rows are written."""
 
 from __future__ import annotations
@@ -63,11 +64,17 @@ class IngestPipeline:
             merging = any(w == workspace_id for w, _ in resolution.merged)
             created = {} if merging else resolution.created
             fresh = {a: created[(workspace_id, a)] for a in seqs if (workspace_id, a) in created}
+            at_hand = _batch_events(rows, stored, workspace_id)
             own = {a: p for a, p in fresh.items() if (workspace_id, a) in resolution.only_new_events}
+            given = {p: at_hand[a] for a, p in own.items() if a in at_hand}
             settle = sorted(seqs.keys() - fresh.keys())
-            owners, given = await lock_owners(conn, workspace_id, settle, fed, now)
+            kept = [a for a in settle if a in at_hand]  # their new events are not read back, but added
+            skip = [e.seq for a in kept for e in at_hand[a]]
+            owners, read = await lock_owners(conn, workspace_id, settle, fed, now, skip)
+            for alias in kept:
+                read[owners[alias]].extend(at_hand[alias])
             owners |= fresh
-            given |= _batch_events(rows, stored, workspace_id, own)
+            given |= read
             persons: dict[str, int] = {}  # the newest new event of each person
             for alias, seq in seqs.items():
                 persons[owners[alias]] = max(persons.get(owners[alias], 0), seq)
@@ -88,31 +95,28 @@ class IngestPipeline:
 
 
 def _batch_events(
-    rows: Sequence[EventRow], stored: Sequence[Stored], workspace_id: str, persons: dict[str, str]
+    rows: Sequence[EventRow], stored: Sequence[Stored], workspace_id: str
 ) -> dict[str, list[EventFact]]:
-    """The events of `persons` ({alias: person}: each person's only alias, and every event of it is in this
-    batch) taken from the batch, as reading them from the database would give them: no read needed. A
-    person with data that would read back otherwise (a float jsonb turns into an int) is left out."""
-    if not persons:
-        return {}
+    """The workspace's new events in this batch by alias, as reading them from the database would give
+    them: for a person the batch created they are all its events (when `only_new_events`), for one that
+    existed they need not be read back. An alias with an event whose data would read back otherwise (a
+    float jsonb turns into an int) or whose time has no UTC datetime in Python is left out: read it."""
     out: dict[str, list[EventFact]] = {}
     unsure: set[str] = set()
     for row, result in zip(rows, stored, strict=True):
-        person = persons.get(row.event.identity_normalised)
-        if person is None or result.duplicate or row.workspace_id != workspace_id:
+        if result.duplicate or row.workspace_id != workspace_id:
             continue
-        data = row.event.data
+        alias, data, time = row.event.identity_normalised, row.event.data, row.time
         if not reads_back_unchanged(data):
-            unsure.add(person)
-        time = row.time
+            unsure.add(alias)
         if time.tzinfo is not UTC:
             try:
                 time = time.astimezone(UTC)
             except OverflowError:  # within hours of year 1 or 9999: no UTC datetime in Python
-                unsure.add(person)
-        out.setdefault(person, []).append(EventFact(result.seq, row.event.type, time, data))
-    for person in unsure:
-        del out[person]
+                unsure.add(alias)
+        out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, time, data))
+    for alias in unsure:
+        del out[alias]
     return out
 
 
@@ -122,10 +126,11 @@ async def lock_owners(
     aliases: Sequence[str],
     templates: Sequence[store.StoredTemplate],
     now: datetime,
+    skip: Sequence[int] = (),
 ) -> tuple[dict[str, str], dict[str, list[EventFact]]]:
     """Lock the persons owning `aliases`; return {alias: person} as it stands under the locks, and the
     events of those persons that `templates` may count at `now` (read after the locks: every committed
-    one, each person's list, empty or not).
+    one but those whose seq is in `skip`, each person's list, empty or not).
 
     The first statement locks the owners it sees. A merge or unmerge that committed while a lock waited
     may have moved an alias since (it locks the persons it changes, so after our locks the aliases of
@@ -139,7 +144,9 @@ async def lock_owners(
     locked = set(owners.values())
     while True:
         _check_owned(aliases, owners)
-        events, owners = await store.read_events(conn, workspace_id, sorted(locked), templates, now, aliases)
+        events, owners = await store.read_events(
+            conn, workspace_id, sorted(locked), templates, now, aliases, skip
+        )
         _check_owned(aliases, owners)
         wanted = set(owners.values()) - locked
         if not wanted:

@@ -239,22 +239,23 @@ async def read_events(
     templates: Sequence[StoredTemplate],
     now: datetime,
     aliases: Sequence[str] = (),
+    skip: Sequence[int] = (),
 ) -> tuple[dict[str, list[EventFact]], dict[str, str]]:
     """The events of `person_ids` that `templates` may count at `now` (their types, from the start of the
-    longest window on), by person; and, read in the same snapshot, who owns `aliases` ({alias: person},
-    aliases with no person left out)."""
+    longest window on), by person, but those whose seq is in `skip` (at hand already); and, read in the
+    same snapshot, who owns `aliases` ({alias: person}, aliases with no person left out)."""
     types = sorted({a.event for t in templates for a in t.spec.attributes})
     since = now - max(a.lookback for t in templates for a in t.spec.attributes)
     rows = await conn.fetch(
-        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(aliases)
+        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(aliases), list(skip)
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
     owners: dict[str, str] = {}
-    for r in rows:
-        if r["seq"] is None:
-            owners[r["alias"]] = r["person_id"]
+    for alias, person, seq, type_, time, data in rows:
+        if seq is None:
+            owners[alias] = person
         else:
-            events[r["person_id"]].append(EventFact(r["seq"], r["type"], r["time"], r["data"]))
+            events[person].append(EventFact(seq, type_, time, data))
     return events, owners
 
 

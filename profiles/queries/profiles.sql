@@ -84,8 +84,9 @@ ORDER BY p.person_id
 FOR NO KEY UPDATE OF p;
 
 -- name: person_events --
--- The events of persons $2 (all their aliases) of types $3, from $4 on (future-stamped included); and
--- first, in rows without a seq, the owners of aliases $5, read in the same snapshot as the events.
+-- The events of persons $2 (all their aliases) of types $3, from $4 on (future-stamped included), but
+-- those with a seq in $6 (the caller has them: hashed once, not searched row by row); and first, in rows
+-- without a seq, the owners of aliases $5, read in the same snapshot as the events.
 -- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
 -- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
 -- times slower for a batch's 500 persons.
@@ -102,7 +103,7 @@ CROSS JOIN LATERAL (
     SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
 ) a
 JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
-WHERE e.type = ANY($3::text[]) AND e.time >= $4;
+WHERE e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($6::bigint[]));
 
 -- name: stored_values --
 -- Person by person through the primary key (OFFSET 0 keeps the subquery from being flattened into a

@@ -334,7 +334,8 @@ async def test_new_persons_events_taken_from_their_batch_are_what_the_database_g
         stored = await insert_events(db, rows)
         resolution = await identity.resolve_batch(db, rows, stored, default_region="US", profiles=True)
         aliases = {a: resolution.created[(w, a)] for w, a in resolution.only_new_events}
-        given = pipeline._batch_events(rows, stored, workspace.workspace_id, aliases)
+        at_hand = pipeline._batch_events(rows, stored, workspace.workspace_id)
+        given = {aliases[a]: facts for a, facts in at_hand.items() if a in aliases}
         read, _ = await store.read_events(
             db, workspace.workspace_id, list(given), templates, now - timedelta(days=1)
         )
@@ -346,6 +347,42 @@ async def test_new_persons_events_taken_from_their_batch_are_what_the_database_g
         assert [(f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in facts] == [
             (f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in read[person]
         ]
+
+
+async def test_an_existing_persons_events_are_its_stored_ones_and_the_batchs_own_as_read_back(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """For a person that existed, the write path reads only the events stored before the batch and adds
+    the batch's own from memory (`skip`), except those whose data would not read back as sent: together
+    they are what reading every event gives."""
+    await make_template(db, workspace, lookBackDurationType="hours", lookBackPeriod=3)
+    ws, now = workspace.workspace_id, datetime.now(UTC)
+    before = [event("+12025550100", "Payment Queue", now - timedelta(hours=1), queue="a")]
+    before.append(event("jane@example.com", "Payment Queue", now - timedelta(hours=2)))
+    await post(api_client, workspace, *before)
+    bodies = [
+        event("+12025550100", "Payment Queue", now, queue="b"),
+        {**event("+12025550100", "Payment Queue", now - timedelta(minutes=5)), "data": {"amount": 1e16}},
+        event("jane@example.com", "Payment Queue", now - timedelta(minutes=1), queue="c"),
+    ]
+    rows = [EventRow(ws, e, e.time or now) for e in parse_batch(bodies, default_region="US")]
+    async with db.transaction():
+        templates = await store.templates_for(db, ws, ["Payment Queue"])
+        stored = await insert_events(db, rows)
+        await identity.resolve_batch(db, rows, stored, default_region="US", profiles=True)
+        at_hand = pipeline._batch_events(rows, stored, ws)
+        assert set(at_hand) == {"jane@example.com"}  # +1 202... has an event jsonb changes: read back
+        aliases = ["+12025550100", "jane@example.com"]
+        skip = [e.seq for e in at_hand["jane@example.com"]]
+        owners, read = await pipeline.lock_owners(db, ws, aliases, templates, now, skip)
+        read[owners["jane@example.com"]].extend(at_hand["jane@example.com"])
+        everything, _ = await store.read_events(db, ws, sorted(set(owners.values())), templates, now)
+    assert set(read) == set(everything) == set(owners.values())
+    for person, facts in read.items():
+        assert sorted((f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in facts) == sorted(
+            (f.seq, f.type, f.time.isoformat(), strict(f.data)) for f in everything[person]
+        )
+    assert sorted(len(f) for f in read.values()) == [2, 3]
 
 
 async def test_a_new_person_counts_events_committed_under_its_alias_while_the_batch_waited_to_claim_it(

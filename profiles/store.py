@@ -136,15 +136,15 @@ async def refresh(
     read = (await read_events(conn, workspace_id, unknown, templates, now))[0] if unknown else {}
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
-    # upsert_values's columns, row by row
-    positions: list[int] = []
+    # upsert_values's columns, row by row, as the text it splits
+    positions: list[str] = []
     persons: list[str] = []
     vals: list[str] = []
-    due: list[int | None] = []
-    fresh: list[bool] = []
+    due: list[str] = []
+    fresh: list[str] = []
     for person in live:
         facts = given[person] if person in given else read.get(person, ())
-        is_new = person in created
+        is_new = "t" if person in created else "f"
         for position, template in enumerate(templates, 1):
             if report:
                 after = compute(template.spec, facts, now)
@@ -153,14 +153,15 @@ async def refresh(
                 stored, change = to_json(template.spec, after), after.next_change_at
             else:
                 stored, change = compute_stored(template.spec, facts, now)
-            positions.append(position)
+            positions.append(str(position))
             persons.append(person)
             vals.append(jsonb_text(stored))
-            due.append(None if change is None else (change - EPOCH) // RESOLUTION)
+            due.append("" if change is None else str((change - EPOCH) // RESOLUTION))
             fresh.append(is_new)
     await conn.execute(
         QUERIES["upsert_values"], workspace_id, now, [t.template_id for t in templates],
-        [t.version for t in templates], positions, persons, vals, due, fresh,
+        [t.version for t in templates], ",".join(positions), ",".join(persons), "\x1f".join(vals),
+        ",".join(due), ",".join(fresh),
     )  # fmt: skip
     return changes
 

@@ -436,6 +436,23 @@ async def test_a_new_person_counts_events_committed_under_its_alias_while_the_ba
     assert row["vals"][0][0] == 2  # the event stored while the batch waited, and the batch's own
 
 
+async def test_values_holding_separators_and_control_characters_are_stored_as_computed(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """The upsert receives each column as one text it splits: a value's commas, quotes, braces and control
+    characters (U+001F separates the values) stay inside it."""
+    await make_template(db, workspace, aggregationMode="Value")
+    tricky = 'a,b\x1fc"d{e}\\f\n'
+    old = event("+12025550124", "Payment Queue", datetime.now(UTC) - timedelta(days=1), queue="q")
+    await post(api_client, workspace, event("+12025550123", "Payment Queue", queue=tricky), old)
+    row = await stored(db, "repeat", "+12025550123")
+    assert row is not None
+    assert row["vals"][0][0] == [tricky]
+    outside = await stored(db, "repeat", "+12025550124")  # its one event is out of every window
+    assert outside is not None
+    assert (outside["vals"][0][:2], outside["next_change_at"]) == ([None, 0], None)
+
+
 async def test_a_value_changing_centuries_ahead_is_stored_to_the_microsecond(
     api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
 ) -> None:

@@ -156,7 +156,7 @@ async def refresh(
             positions.append(str(position))
             persons.append(person)
             vals.append(jsonb_text(stored))
-            due.append("" if change is None else str((change - EPOCH) // RESOLUTION))
+            due.append("n" if change is None else str((change - EPOCH) // RESOLUTION))
             fresh.append(is_new)
     await conn.execute(
         QUERIES["upsert_values"], workspace_id, now, [t.template_id for t in templates],

@@ -128,7 +128,7 @@ CROSS JOIN LATERAL (
 -- encodes a datetime in 0.7 µs; and each column as one text split here, not an array: asyncpg spends
 -- 0.2-0.3 µs on each element of an array parameter (1.9 µs a row for these five, 0.6 joined), the split
 -- 0.1 µs. Person ids are hex and the values JSON text, which holds no raw control character: U+001F
--- separates them; an empty next change is null. A computation that used an older definition of the
+-- separates them; a next change of 'n' is null. A computation that used an older definition of the
 -- template than the stored row's leaves it alone.
 WITH r AS MATERIALIZED (
     SELECT ($3::text[])[t] AS template_id, person_id, vals,
@@ -137,7 +137,7 @@ WITH r AS MATERIALIZED (
            ($4::timestamptz[])[t] AS version, created
     FROM unnest(
         string_to_array($5, ',')::int[], string_to_array($6, ','), string_to_array($7, E'\x1f'),
-        string_to_array($8, ',', '')::bigint[], string_to_array($9, ',')::boolean[]
+        string_to_array($8, ',', 'n')::bigint[], string_to_array($9, ',')::boolean[]
     ) AS r (t, person_id, vals, due, created)
 ), created AS (
     INSERT INTO profile_values (workspace_id, template_id, person_id, vals, computed_at, next_change_at,

@@ -141,9 +141,9 @@ async def lock_owners(
     if not aliases:
         return {}, {}
     owners = await store.lock_alias_owners(conn, workspace_id, aliases)
+    _check_owned(aliases, owners)
     locked = set(owners.values())
     while True:
-        _check_owned(aliases, owners)
         events, owners = await store.read_events(
             conn, workspace_id, sorted(locked), templates, now, aliases, skip
         )

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -19,6 +20,16 @@ def strict(value: Any) -> Any:
     if isinstance(value, list):
         return [strict(v) for v in value]
     return (type(value).__name__, repr(value))
+
+
+async def waits_for_a_lock(db: asyncpg.Connection, other: asyncpg.Connection, what: str) -> None:
+    """Return once `other`'s statement waits for a lock (seen from `db`); fail after 2 s, saying `what`."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"
+    for _ in range(200):
+        if await db.fetchval(waiting, other.get_server_pid()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} never waited for a lock")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from journey_engine.db import connect
 from journey_engine.ingest import RetryBatch
 from journey_engine.pipeline import lock_owners
 from profiles import store
-from tests.helpers import WorkspaceKey
+from tests.helpers import WorkspaceKey, waits_for_a_lock
 
 Client = TestClient  # type: ignore[type-arg]
 BATCH = "application/cloudevents-batch+json"
@@ -226,7 +226,7 @@ async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_move
             await merging.start()
             await identity.merge(db, ws, b, [a], identity.Actor())
             locking = asyncio.create_task(lock_owners(batch, ws, ["visitor-a"], templates, datetime.now(UTC)))
-            await waits_for_a_lock(db, batch)
+            await waits_for_a_lock(db, batch, "the batch's lock statement")
             await merging.commit()
             current, events = await locking
             assert current == {"visitor-a": b}
@@ -239,15 +239,6 @@ async def test_an_ingest_locks_and_counts_for_the_person_a_concurrent_merge_move
                     await db.execute("SELECT 1 FROM persons WHERE person_id = $1 FOR NO KEY UPDATE NOWAIT", b)
     finally:
         await batch.close()
-
-
-async def waits_for_a_lock(db: asyncpg.Connection, other: asyncpg.Connection) -> None:
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"
-    for _ in range(500):
-        if await db.fetchval(waiting, other.get_server_pid()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the other connection never waited for a lock")
 
 
 async def test_an_ingest_whose_alias_lost_its_person_to_a_concurrent_delete_retries_and_claims_it_anew(

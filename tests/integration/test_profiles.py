@@ -17,7 +17,7 @@ from journey_engine.db import connect
 from journey_engine.events import EventRow, insert_events
 from profiles import catalog, store
 from profiles.templates import TemplateSpec
-from tests.helpers import WorkspaceKey, strict
+from tests.helpers import WorkspaceKey, strict, waits_for_a_lock
 
 Client = TestClient  # type: ignore[type-arg]
 _n = 0
@@ -417,13 +417,7 @@ async def test_a_new_person_counts_events_committed_under_its_alias_while_the_ba
                 await pipeline.IngestPipeline("US")(batch, rows)
 
         writing = asyncio.create_task(write())
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'"
-        for _ in range(200):
-            if await db.fetchval(waiting, batch.get_server_pid()):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the batch never waited for the held alias")
+        await waits_for_a_lock(db, batch, "the batch (for the held alias)")
         await post(api_client, workspace, event(deleted, "Payment Queue", now, queue="q"))
         await db.execute("DELETE FROM persons WHERE workspace_id = $1 AND person_id = $2", ws, "a" * 24)
         await holding.rollback()

@@ -25,6 +25,7 @@ from journey_engine import identity
 from journey_engine.events import EventRow, Stored, insert_events
 from journey_engine.ingest import RetryBatch
 from profiles import store
+from profiles.aggregation import micros
 from profiles.compute import EventFact
 from profiles.jsonb import reads_back_unchanged
 
@@ -100,21 +101,16 @@ def _batch_events(
     """The workspace's new events in this batch by alias, as reading them from the database would give
     them: for a person the batch created they are all its events (when `only_new_events`), for one that
     existed they need not be read back. An alias with an event whose data would read back otherwise (a
-    float jsonb turns into an int) or whose time has no UTC datetime in Python is left out: read it."""
+    float jsonb turns into an int) is left out: read it."""
     out: dict[str, list[EventFact]] = {}
     unsure: set[str] = set()
     for row, result in zip(rows, stored, strict=True):
         if result.duplicate or row.workspace_id != workspace_id:
             continue
-        alias, data, time = row.event.identity_normalised, row.event.data, row.time
+        alias, data = row.event.identity_normalised, row.event.data
         if not reads_back_unchanged(data):
             unsure.add(alias)
-        if time.tzinfo is not UTC:
-            try:
-                time = time.astimezone(UTC)
-            except OverflowError:  # within hours of year 1 or 9999: no UTC datetime in Python
-                unsure.add(alias)
-        out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, time, data))
+        out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, micros(row.time), data))
     for alias in unsure:
         del out[alias]
     return out

@@ -8,6 +8,10 @@ reported in the attribute's `error`. Count counts the matching events, with or w
 The result also says when it next changes with no new event: the earliest time an event leaves a
 window (or a future-stamped event enters one). Until then the stored values are exact.
 
+Times are integers inside (microseconds since 1970 UTC, `aggregation.micros`): an event's time as stored
+and read, the instant of a computation, when a value next changes. Comparing and adding them costs a
+fraction of what datetimes do, and a time whose UTC is past year 9999 has no datetime in Python.
+
 What each attribute needs of its spec (window, path, cast, rule filter, aggregation) is worked out once per
 TemplateSpec object, its plan; a computation then sorts the person's events once, by type, newest first,
 and each attribute reads its window off that list.
@@ -34,6 +38,8 @@ from profiles.aggregation import (
     Typed,
     as_jds_string,
     caster,
+    from_micros,
+    micros,
     path_reader,
     reducer,
 )
@@ -54,7 +60,8 @@ class EventFact:
 
     seq: int
     type: str
-    time: datetime
+    time: int
+    """In microseconds since 1970-01-01 UTC (`aggregation.micros`)."""
     data: Any
 
 
@@ -87,8 +94,9 @@ class _AttributePlan:
 
     event: str
     span: timedelta
-    leaves_after: timedelta
-    """From an event's time to the first instant it no longer counts: span + 1µs."""
+    span_us: int
+    leaves_after: int
+    """From an event's time to the first instant it no longer counts: span + 1µs, in microseconds."""
     limit: int | None
     accepts: EventFilter | None
     read: Callable[[Mapping[str, object]], object]
@@ -107,7 +115,8 @@ class _AttributePlan:
         return cls(
             event=attribute.event,
             span=attribute.lookback,
-            leaves_after=attribute.lookback + RESOLUTION,
+            span_us=attribute.lookback // RESOLUTION,
+            leaves_after=attribute.lookback // RESOLUTION + 1,
             limit=attribute.effective_limit,
             accepts=None if rules is None else event_filter(rules, attribute.event),
             read=path_reader(attribute.metaData),
@@ -147,7 +156,7 @@ def _plan(template: TemplateSpec) -> _Plan:
 
 def compute(template: TemplateSpec, events: Sequence[EventFact], now: datetime) -> ProfileValues:
     """The template's values for a person whose events (any order, any type) are `events`."""
-    computed, next_change_at = _computed(template, events, now)
+    computed, next_change = _computed(template, events, micros(now))
     return ProfileValues(
         now,
         tuple([
@@ -157,37 +166,38 @@ def compute(template: TemplateSpec, events: Sequence[EventFact], now: datetime) 
             )
             for attribute, value, count, error, seqs in computed
         ]),
-        next_change_at,
+        None if next_change is None else from_micros(next_change),
     )  # fmt: skip
 
 
 def compute_stored(
-    template: TemplateSpec, events: Sequence[EventFact], now: datetime
-) -> tuple[list[list[Any]], datetime | None]:
-    """`to_json(template, v)` and `v.next_change_at` of `v = compute(template, events, now)`, without
-    making the value objects: what an ingest stores when nothing else reads the values. A person with two
-    events under a 5-attribute template, with the JSON text: 12.1 µs through `compute`, 9.2 here."""
-    computed, next_change_at = _computed(template, events, now)
+    template: TemplateSpec, events: Sequence[EventFact], now: int
+) -> tuple[list[list[Any]], int | None]:
+    """`to_json(template, v)` and `micros(v.next_change_at)` of `v = compute(template, events, t)` where
+    `now = micros(t)`, without making the value objects: what an ingest stores when nothing else reads the
+    values. A person with two events under a 5-attribute template, with the JSON text: 12.1 µs through
+    `compute`, 9.2 here. The next change is not bounded by year 9999, as `compute`'s is."""
+    computed, next_change = _computed(template, events, now)
     stored = [_stored(a, value, count, error, seqs) for a, value, count, error, seqs in computed]
-    return stored, next_change_at
+    return stored, next_change
 
 
 def _computed(
-    template: TemplateSpec, events: Sequence[EventFact], now: datetime
-) -> tuple[list[tuple[_AttributePlan, Result, int, str | None, tuple[int, ...]]], datetime | None]:
+    template: TemplateSpec, events: Sequence[EventFact], now: int
+) -> tuple[list[tuple[_AttributePlan, Result, int, str | None, tuple[int, ...]]], int | None]:
     """Each attribute with its value, how many events it counted, its error and, when it is verbose, the
-    seqs of those events; and the earliest next change."""
+    seqs of those events; and the earliest next change (times in microseconds)."""
     plan = _plan(template)
     by_type = _newest_first(events, plan.types)
     computed = []
-    next_change_at: datetime | None = None
+    next_change: int | None = None
     for attribute in plan.attributes:
         value, error, counted, change = _attribute(attribute, by_type.get(attribute.event, ()), now)
         seqs = tuple([e.seq for e in counted]) if attribute.verbose else ()
         computed.append((attribute, value, len(counted), error, seqs))
-        if change is not None and (next_change_at is None or change < next_change_at):
-            next_change_at = change
-    return computed, next_change_at
+        if change is not None and (next_change is None or change < next_change):
+            next_change = change
+    return computed, next_change
 
 
 _NEWEST: Final = attrgetter("time", "seq")
@@ -210,8 +220,8 @@ def _newest_first(events: Sequence[EventFact], types: frozenset[str]) -> dict[st
 
 
 def _attribute(
-    plan: _AttributePlan, newest_first: Sequence[EventFact], now: datetime
-) -> tuple[Result, str | None, Sequence[EventFact], datetime | None]:
+    plan: _AttributePlan, newest_first: Sequence[EventFact], now: int
+) -> tuple[Result, str | None, Sequence[EventFact], int | None]:
     """The value from the events of the attribute's type, newest first: the aggregated value, the error
     (values skipped), the events counted, and when the value next changes.
 
@@ -223,7 +233,7 @@ def _attribute(
     if plan.accepts is not None:
         accepts = plan.accepts
         matching = [e for e in newest_first if accepts(_mapping(e.data))]
-    start = now - plan.span
+    start = now - plan.span_us
     size = len(matching)
     first = 0
     while first < size and matching[first].time > now:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from profiles.aggregation import EPOCH, RESOLUTION
+from profiles.aggregation import micros
 from profiles.compute import EventFact, ProfileValues, compute, compute_stored, from_json, to_json
 from profiles.jsonb import jsonb_text
 from profiles.sqlfiles import load_queries
@@ -136,6 +136,7 @@ async def refresh(
     read = (await read_events(conn, workspace_id, unknown, templates, now))[0] if unknown else {}
     previous = await _stored(conn, workspace_id, live, templates) if before else {}
     changes = []
+    now_us = micros(now)
     # upsert_values's columns, row by row, as the text it splits
     positions: list[str] = []
     persons: list[str] = []
@@ -150,13 +151,14 @@ async def refresh(
                 after = compute(template.spec, facts, now)
                 was = previous.get((template.template_id, person))
                 changes.append(Change(workspace_id, person, template, was, after))
-                stored, change = to_json(template.spec, after), after.next_change_at
+                stored = to_json(template.spec, after)
+                change = None if after.next_change_at is None else micros(after.next_change_at)
             else:
-                stored, change = compute_stored(template.spec, facts, now)
+                stored, change = compute_stored(template.spec, facts, now_us)
             positions.append(str(position))
             persons.append(person)
             vals.append(jsonb_text(stored))
-            due.append("n" if change is None else str((change - EPOCH) // RESOLUTION))
+            due.append("n" if change is None else str(change))
             fresh.append(is_new)
     await conn.execute(
         QUERIES["upsert_values"], workspace_id, now, [t.template_id for t in templates],
@@ -182,8 +184,10 @@ async def lock_alias_owners(
     """Lock the persons owning `aliases` as `lock_persons` does; {alias: person} as this statement saw
     them (aliases with no person left out). A merge committed while a lock waited may have moved an alias
     since: `read_events` reads the owners again."""
-    rows = await conn.fetch(QUERIES["lock_alias_owners"], workspace_id, list(aliases))
-    return {r["alias"]: r["person_id"] for r in rows}
+    owners: dict[str, str] | None = await conn.fetchval(
+        QUERIES["lock_alias_owners"], workspace_id, list(aliases)
+    )
+    return owners or {}
 
 
 def exact_at(values: ProfileValues, now: datetime) -> bool:
@@ -247,17 +251,13 @@ async def read_events(
     same snapshot, who owns `aliases` ({alias: person}, aliases with no person left out)."""
     types = sorted({a.event for t in templates for a in t.spec.attributes})
     since = now - max(a.lookback for t in templates for a in t.spec.attributes)
-    rows = await conn.fetch(
+    found = await conn.fetchrow(
         QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(aliases), list(skip)
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
-    owners: dict[str, str] = {}
-    for alias, person, seq, type_, time, data in rows:
-        if seq is None:
-            owners[alias] = person
-        else:
-            events[person].append(EventFact(seq, type_, time, data))
-    return events, owners
+    for person, seq, type_, time, data in found["events"] or ():
+        events[person].append(EventFact(seq, type_, time, data))
+    return events, found["owners"] or {}
 
 
 async def _stored(

@@ -6,7 +6,7 @@ import json
 import random
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -20,8 +20,10 @@ from profiles.aggregation import (
     Typed,
     aggregate,
     cast_value,
+    from_micros,
     get_path,
     in_window,
+    micros,
     mode_type_problem,
     next_change,
 )
@@ -48,7 +50,8 @@ def template(*attributes: dict[str, Any]) -> TemplateSpec:
 
 
 def ev(seq: int, minutes_ago: float, data: Any = None, type_: str = "Payment") -> EventFact:
-    return EventFact(seq, type_, NOW - timedelta(minutes=minutes_ago), data if data is not None else {})
+    time = micros(NOW - timedelta(minutes=minutes_ago))
+    return EventFact(seq, type_, time, data if data is not None else {})
 
 
 def test_only_events_of_the_type_inside_the_window_count() -> None:
@@ -82,12 +85,36 @@ def test_next_change_is_the_earliest_over_all_attributes() -> None:
 
 
 def test_a_future_stamped_event_counts_from_its_time_on() -> None:
-    future = EventFact(1, "Payment", NOW + timedelta(seconds=30), {"amount": 7})
+    future = EventFact(1, "Payment", micros(NOW + timedelta(seconds=30)), {"amount": 7})
     values = compute(template({}), [future], NOW)
     assert values.attributes[0].result.value == 0
     assert values.next_change_at == NOW + timedelta(seconds=30)
     later = compute(template({}), [future], NOW + timedelta(seconds=30))
     assert later.attributes[0].result.value == 7
+
+
+def test_times_are_microseconds_since_1970_also_past_the_years_python_has() -> None:
+    assert micros(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+    assert micros(NOW + RESOLUTION) - micros(NOW) == 1
+    assert micros(datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)) == -1
+    last = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    for moment in [NOW, datetime(1, 1, 1, tzinfo=UTC), last]:
+        assert from_micros(micros(moment)) == moment
+    # 9999-12-31T23:00-05:00 is in year 10000 in UTC: it has a time, and no UTC datetime
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    assert micros(late) == micros(datetime(9999, 12, 31, 23, tzinfo=UTC)) + 5 * 3600 * 1_000_000
+    assert from_micros(micros(late)) == datetime.max.replace(tzinfo=UTC)
+
+
+def test_an_event_stamped_past_year_9999_in_utc_is_computed_and_changes_the_value_then() -> None:
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    events = [EventFact(1, "Payment", micros(late), {"amount": 7}), ev(2, 1, {"amount": 2})]
+    values = compute(template({}), events, NOW)
+    assert values.attributes[0].result.value == 2.0
+    assert values.next_change_at == NOW - timedelta(minutes=1) + timedelta(minutes=10, microseconds=1)
+    stored, change = compute_stored(template({}), events[:1], micros(NOW))
+    assert (stored, change) == ([[0.0, 0, None]], micros(late))  # stored exactly
+    assert compute(template({}), events[:1], NOW).next_change_at == datetime.max.replace(tzinfo=UTC)
 
 
 def test_no_events_means_no_next_change() -> None:
@@ -186,7 +213,7 @@ def reference_compute(t: TemplateSpec, events: Sequence[EventFact], now: datetim
     for attribute in t.attributes:
         span = attribute.lookback
         matching = [e for e in newest_first if attribute.counts(e.type, _mapping(e.data))]
-        inside = [e for e in matching if in_window(now, span, e.time)]
+        inside = [e for e in matching if in_window(now, span, from_micros(e.time))]
         limit = attribute.effective_limit
         counted = inside[:limit] if limit else inside
         typed: list[Typed | None] = []
@@ -208,7 +235,7 @@ def reference_compute(t: TemplateSpec, events: Sequence[EventFact], now: datetim
             kind = f"{attribute.metaData} is not {attribute.metaDataType}"
             error = f"{len(skipped)} event(s) skipped, {kind}: {shown}{more}"
         result = aggregate(attribute.aggregationMode, attribute.metaDataType, typed)
-        change = next_change(now, span, (e.time for e in matching), limit)
+        change = next_change(now, span, (from_micros(e.time) for e in matching), limit)
         seqs = tuple(e.seq for e in counted) if attribute.verbose else ()
         values.append(AttributeValue(result, error, seqs, now - span, now))
         if change is not None:
@@ -325,7 +352,7 @@ def random_events(rng: random.Random, t: TemplateSpec) -> list[EventFact]:
     seqs = rng.sample(range(1, 10_000), len(times))
     types = ["Payment", "Payment", "Refund", "Other"]
     return [
-        EventFact(seq, rng.choice(types), time, random_data(rng))
+        EventFact(seq, rng.choice(types), micros(time), random_data(rng))
         for seq, time in zip(seqs, times, strict=True)
     ]
 
@@ -370,9 +397,9 @@ def test_the_stored_form_computed_directly_equals_the_one_of_the_values() -> Non
         events = random_events(rng, t)
         for now in (NOW, NOW + timedelta(minutes=rng.uniform(-60, 60))):
             values = compute(t, events, now)
-            stored, next_change_at = compute_stored(t, events, now)
+            stored, next_change = compute_stored(t, events, micros(now))
             assert repr(stored) == repr(to_json(t, values))
-            assert next_change_at == values.next_change_at
+            assert next_change == (None if values.next_change_at is None else micros(values.next_change_at))
 
 
 def test_compute_follows_the_template_object_it_is_given() -> None:

@@ -104,6 +104,9 @@ class ParsedEvent:
     data_base64: str | None
     extensions: dict[str, Any] = field(default_factory=dict)
     content_hash: bytes = b""
+    plain: bool = False
+    """Its members are plain JSON (`is_plain_json`): no float, so its data reads back from jsonb as sent
+    (False: it may or may not)."""
 
 
 def is_plain_json(value: Any, depth: int = PLAIN_DEPTH) -> bool:
@@ -138,9 +141,10 @@ def is_plain_json(value: Any, depth: int = PLAIN_DEPTH) -> bool:
     return True
 
 
-def canonical_json(value: Any) -> bytes:
-    """The canonical JSON of ``value``: sorted keys, no whitespace, UTF-8; NaN and Infinity rejected."""
-    if is_plain_json(value):
+def canonical_json(value: Any, plain: bool | None = None) -> bytes:
+    """The canonical JSON of ``value``: sorted keys, no whitespace, UTF-8; NaN and Infinity rejected.
+    ``plain``: what ``is_plain_json(value)`` says, when the caller knows."""
+    if is_plain_json(value) if plain is None else plain:
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
@@ -149,9 +153,12 @@ def canonical_json(value: Any) -> bytes:
     return text.encode()
 
 
-def content_hash(members: Mapping[str, Any]) -> bytes:
-    """SHA-256 of the canonical JSON of an event's non-null members."""
-    return hashlib.sha256(canonical_json({k: v for k, v in members.items() if v is not None})).digest()
+def content_hash(members: Mapping[str, Any]) -> tuple[bytes, bool]:
+    """SHA-256 of the canonical JSON of an event's non-null members, and whether they are plain JSON
+    (`is_plain_json`, walked once for both)."""
+    present = {k: v for k, v in members.items() if v is not None}
+    plain = is_plain_json(present)
+    return hashlib.sha256(canonical_json(present, plain)).digest(), plain
 
 
 def _shown(value: Any) -> str:
@@ -233,7 +240,7 @@ def _check(obj: Any, region: str, index: int | None, where: str = "event") -> Pa
     elif data_base64 is not None and not _is_base64(data_base64):
         bad("data_base64", "must be base64 text (RFC 4648)")
     try:
-        digest = content_hash(members)
+        digest, plain = content_hash(members)
     except (TypeError, ValueError):
         bad(where, "is not JSON (NaN, Infinity or a non-JSON value)")
     if problems:
@@ -258,6 +265,7 @@ def _check(obj: Any, region: str, index: int | None, where: str = "event") -> Pa
         data_base64=data_base64,
         extensions={k: v for k, v in members.items() if k not in ATTRIBUTES},
         content_hash=digest,
+        plain=plain,
     )
 
 

@@ -108,7 +108,7 @@ def _batch_events(
         if result.duplicate or row.workspace_id != workspace_id:
             continue
         alias, data = row.event.identity_normalised, row.event.data
-        if not reads_back_unchanged(data):
+        if not row.event.plain and not reads_back_unchanged(data):
             unsure.add(alias)
         out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, micros(row.time), data))
     for alias in unsure:

@@ -18,6 +18,7 @@ from journey_engine.cloudevents import (
     canonical_json,
     detect_mode,
     format_time,
+    is_plain_json,
     parse_batch,
     parse_binary,
     parse_event,
@@ -27,6 +28,7 @@ from journey_engine.cloudevents import (
 )
 from journey_engine.errors import BadRequest, Problem, UnsupportedMediaType
 from journey_engine.identities import IdentityType
+from profiles.jsonb import reads_back_unchanged
 
 REGION = "US"
 
@@ -451,6 +453,22 @@ def test_content_hash_survives_a_json_round_trip(data: Any) -> None:
         parse_event(again, default_region=REGION).content_hash
         == parse_event(obj, default_region=REGION).content_hash
     )
+
+
+@given(json_values)
+def test_an_event_is_plain_exactly_when_its_members_are_plain_json_and_then_its_data_reads_back(
+    data: Any,
+) -> None:
+    parsed = parse_event(event(data=data), default_region=REGION)
+    assert parsed.plain == is_plain_json(data)  # the other members of `event()` are strings
+    if parsed.plain:
+        assert reads_back_unchanged(parsed.data)
+
+
+def test_a_float_anywhere_in_an_event_makes_it_not_plain() -> None:
+    assert parse_event(event(data={"a": [1, "x", None]}), default_region=REGION).plain
+    assert not parse_event(event(data={"a": [1, 2.5]}), default_region=REGION).plain
+    assert not parse_event(event(data={"a": 1}, extension1=0.5), default_region=REGION).plain
 
 
 def test_canonical_json_is_compact_sorted_utf8() -> None:

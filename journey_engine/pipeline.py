@@ -130,9 +130,9 @@ async def lock_owners(
 
     The first statement locks the owners it sees. A merge or unmerge that committed while a lock waited
     may have moved an alias since (it locks the persons it changes, so after our locks the aliases of
-    locked persons stay put): the owners are read again with the events, and a new owner is locked too,
-    until every owner read with the events is. An alias with no owner (its person deleted after the claim
-    found it) raises `RetryBatch`.
+    locked persons stay put): the locked persons' aliases are read again with their events, and an alias
+    no longer among them is looked up and its owner locked too, until every alias is a locked person's.
+    An alias with no owner (its person deleted after the claim found it) raises `RetryBatch`.
     """
     if not aliases:
         return {}, {}
@@ -140,15 +140,14 @@ async def lock_owners(
     _check_owned(aliases, owners)
     locked = set(owners.values())
     while True:
-        events, owners = await store.read_events(
-            conn, workspace_id, sorted(locked), templates, now, aliases, skip
-        )
-        _check_owned(aliases, owners)
-        wanted = set(owners.values()) - locked
-        if not wanted:
+        events, held = await store.read_events(conn, workspace_id, sorted(locked), templates, now, skip)
+        moved = [a for a in aliases if a not in held]
+        if not moved:
+            owners = {a: held[a] for a in aliases}
             return owners, {p: events.get(p, []) for p in set(owners.values())}
-        await store.lock_persons(conn, workspace_id, wanted)
-        locked |= wanted
+        found = await store.lock_alias_owners(conn, workspace_id, moved)
+        _check_owned(moved, found)
+        locked |= set(found.values())
 
 
 def _check_owned(aliases: Sequence[str], owners: dict[str, str]) -> None:

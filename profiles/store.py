@@ -183,7 +183,7 @@ async def lock_alias_owners(
 ) -> dict[str, str]:
     """Lock the persons owning `aliases` as `lock_persons` does; {alias: person} as this statement saw
     them (aliases with no person left out). A merge committed while a lock waited may have moved an alias
-    since: `read_events` reads the owners again."""
+    since: `read_events` reads the locked persons' aliases again."""
     owners: dict[str, str] | None = await conn.fetchval(
         QUERIES["lock_alias_owners"], workspace_id, list(aliases)
     )
@@ -243,21 +243,23 @@ async def read_events(
     person_ids: Sequence[str],
     templates: Sequence[StoredTemplate],
     now: datetime,
-    aliases: Sequence[str] = (),
     skip: Sequence[int] = (),
 ) -> tuple[dict[str, list[EventFact]], dict[str, str]]:
     """The events of `person_ids` that `templates` may count at `now` (their types, from the start of the
     longest window on), by person, but those whose seq is in `skip` (at hand already); and, read in the
-    same snapshot, who owns `aliases` ({alias: person}, aliases with no person left out)."""
+    same snapshot, the aliases of those persons ({alias: person})."""
     types = sorted({a.event for t in templates for a in t.spec.attributes})
     since = now - max(a.lookback for t in templates for a in t.spec.attributes)
-    found = await conn.fetchrow(
-        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(aliases), list(skip)
+    found = await conn.fetchval(
+        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(skip)
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
-    for person, seq, type_, time, data in found["events"] or ():
-        events[person].append(EventFact(seq, type_, time, data))
-    return events, found["owners"] or {}
+    aliases: dict[str, str] = {}
+    for person, alias, seq, type_, time, data in found or ():
+        aliases[alias] = person
+        if seq is not None:
+            events[person].append(EventFact(seq, type_, time, data))
+    return events, aliases
 
 
 async def _stored(

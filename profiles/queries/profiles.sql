@@ -72,7 +72,7 @@ WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 -- name: lock_alias_owners --
 -- The persons owning aliases $2, locked in order as by lock_profile_persons: {alias: person} as this
 -- statement's snapshot has them. A merge that committed while a lock waited may have moved an alias
--- since; person_events reads the owners again under the locks. Alias by alias through the key (OFFSET 0
+-- since; person_events reads the locked persons' aliases again under the locks. Alias by alias through the key (OFFSET 0
 -- keeps the subquery from being flattened into a join, see stored_values). One JSON object, not a row
 -- per alias: asyncpg spends ~1.5 µs making each row.
 SELECT json_object_agg(alias, person_id) FROM (
@@ -86,32 +86,25 @@ SELECT json_object_agg(alias, person_id) FROM (
     FOR NO KEY UPDATE OF p
 ) locked;
 -- name: person_events --
--- The events of persons $2 (all their aliases) of types $3, from $4 on (future-stamped included), but
--- those with a seq in $6 (the caller has them: hashed once, not searched row by row), as one JSON array
--- of [person, seq, type, time in microseconds since 1970, data]; and the owners of aliases $5 as one
--- JSON object {alias: person}, read in the same snapshot as the events. JSON, not a row per event: asyncpg
--- spends ~6 µs making a row of these columns (a jsonb value ~3.5, a timestamptz ~1), the whole array
--- ~1 µs an event read with orjson. extract(epoch) is exact (numeric) since PostgreSQL 14.
+-- The aliases of persons $2 and, under each, its events of types $3 from $4 on (future-stamped
+-- included), but those with a seq in $5 (the caller has them: hashed once, not searched row by row): one
+-- JSON array of [person, alias, seq, type, time in microseconds since 1970, data], an alias without such
+-- an event once, with nulls. The aliases say who owns them in this statement's snapshot: a caller that
+-- holds the persons' locks learns the owners of its aliases without looking each one up. JSON, not a row
+-- per event: asyncpg spends ~6 µs making a row of these columns (a jsonb value ~3.5, a timestamptz ~1),
+-- the whole array ~1 µs an event read with orjson. extract(epoch) is exact (numeric) since PostgreSQL 14.
 -- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
 -- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
 -- times slower for a batch's 500 persons.
-SELECT (
-    SELECT json_object_agg(o.alias, o.person_id)
-    FROM unnest($5::text[]) AS q (alias)
-    CROSS JOIN LATERAL (
-        SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND alias = q.alias OFFSET 0
-    ) o
-) AS owners, (
-    SELECT json_agg(json_build_array(
-        p.person_id, e.seq, e.type, (extract(epoch FROM e.time) * 1000000)::bigint, e.data
-    ))
-    FROM unnest($2::text[]) AS p (person_id)
-    CROSS JOIN LATERAL (
-        SELECT alias FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
-    ) a
-    JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
-    WHERE e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($6::bigint[]))
-) AS events;
+SELECT json_agg(json_build_array(
+    a.person_id, a.alias, e.seq, e.type, (extract(epoch FROM e.time) * 1000000)::bigint, e.data
+))
+FROM unnest($2::text[]) AS p (person_id)
+CROSS JOIN LATERAL (
+    SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
+) a
+LEFT JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
+    AND e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($5::bigint[]));
 -- name: stored_values --
 -- Person by person through the primary key (OFFSET 0 keeps the subquery from being flattened into a
 -- join), whatever the statistics say: a plan made while the table was nearly empty (a new template, a

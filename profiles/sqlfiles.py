@@ -6,6 +6,7 @@ Each package keeps its queries beside its code and loads them once at import wit
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib.resources import files
 
 _HEADER = re.compile(r"^-- name: (\w+) --$", re.MULTILINE)
@@ -33,3 +34,17 @@ def load_queries(package: str, folder: str = "queries") -> dict[str, str]:
                 raise ValueError(f"query {name!r} is defined twice (again in {entry.name})")
             queries[name] = sql
     return queries
+
+
+def text_array(values: Sequence[str]) -> str:
+    """`values` as a PostgreSQL array literal, for a parameter cast `$n::text::text[]`: asyncpg encodes a
+    list parameter at ~0.3-0.6 µs an element (it checks each one against the collections.abc classes),
+    this text at ~0.1. Every element is quoted, with `\\` and `"` escaped: any text arrives as it is."""
+    if not values:
+        return "{}"
+    return '{"' + '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values]) + '"}'
+
+
+def int_array(values: Sequence[int]) -> str:
+    """`values` as a PostgreSQL array literal, for a parameter cast `$n::text::bigint[]` (`text_array`)."""
+    return "{" + ",".join(map(str, values)) + "}"

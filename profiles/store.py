@@ -19,7 +19,7 @@ import asyncpg
 from profiles.aggregation import micros
 from profiles.compute import EventFact, ProfileValues, compute, compute_stored, from_json, to_json
 from profiles.jsonb import jsonb_text
-from profiles.sqlfiles import load_queries
+from profiles.sqlfiles import int_array, load_queries, text_array
 from profiles.templates import TemplateSpec
 
 QUERIES = load_queries("profiles")
@@ -185,7 +185,7 @@ async def lock_alias_owners(
     them (aliases with no person left out). A merge committed while a lock waited may have moved an alias
     since: `read_events` reads the locked persons' aliases again."""
     owners: dict[str, str] | None = await conn.fetchval(
-        QUERIES["lock_alias_owners"], workspace_id, list(aliases)
+        QUERIES["lock_alias_owners"], workspace_id, text_array(aliases)
     )
     return owners or {}
 
@@ -251,7 +251,7 @@ async def read_events(
     types = sorted({a.event for t in templates for a in t.spec.attributes})
     since = now - max(a.lookback for t in templates for a in t.spec.attributes)
     found = await conn.fetchval(
-        QUERIES["person_events"], workspace_id, list(person_ids), types, since, list(skip)
+        QUERIES["person_events"], workspace_id, text_array(person_ids), types, since, int_array(skip)
     )
     events: dict[str, list[EventFact]] = defaultdict(list)
     aliases: dict[str, str] = {}

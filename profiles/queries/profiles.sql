@@ -74,10 +74,10 @@ WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 -- statement's snapshot has them. A merge that committed while a lock waited may have moved an alias
 -- since; person_events reads the locked persons' aliases again under the locks. Alias by alias through the key (OFFSET 0
 -- keeps the subquery from being flattened into a join, see stored_values). One JSON object, not a row
--- per alias: asyncpg spends ~1.5 µs making each row.
+-- per alias: asyncpg spends ~1.5 µs making each row. $2: an array literal (sqlfiles.text_array).
 SELECT json_object_agg(alias, person_id) FROM (
     SELECT o.alias, p.person_id
-    FROM unnest($2::text[]) AS q (alias)
+    FROM unnest($2::text::text[]) AS q (alias)
     CROSS JOIN LATERAL (
         SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND alias = q.alias OFFSET 0
     ) o
@@ -95,16 +95,16 @@ SELECT json_object_agg(alias, person_id) FROM (
 -- the whole array ~1 µs an event read with orjson. extract(epoch) is exact (numeric) since PostgreSQL 14.
 -- Each person's aliases by index (OFFSET 0 keeps the subquery from being flattened into a join): the
 -- planner otherwise scans and filters every alias of a workspace with tens of thousands of them, three
--- times slower for a batch's 500 persons.
+-- times slower for a batch's 500 persons. $2, $5: array literals (sqlfiles.text_array, int_array).
 SELECT json_agg(json_build_array(
     a.person_id, a.alias, e.seq, e.type, (extract(epoch FROM e.time) * 1000000)::bigint, e.data
 ))
-FROM unnest($2::text[]) AS p (person_id)
+FROM unnest($2::text::text[]) AS p (person_id)
 CROSS JOIN LATERAL (
     SELECT alias, person_id FROM aliases WHERE workspace_id = $1 AND person_id = p.person_id OFFSET 0
 ) a
 LEFT JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
-    AND e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($5::bigint[]));
+    AND e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($5::text::bigint[]));
 -- name: stored_values --
 -- Person by person through the primary key (OFFSET 0 keeps the subquery from being flattened into a
 -- join), whatever the statistics say: a plan made while the table was nearly empty (a new template, a

@@ -36,8 +36,9 @@ SELECT workspace_id, alias, person_id FROM claimed;
 -- Which of the aliases this transaction just claimed had events stored under them before the $3 this
 -- batch stored (an alias whose person was deleted keeps its events). A statement of its own, after the
 -- claim: the claim's snapshot predates the commits it may have waited for (a person delete, and the
--- events stored under the alias before that delete could go ahead).
-SELECT u.w AS workspace_id, u.a AS alias FROM unnest($1::text[], $2::text[], $3::int[]) AS u (w, a, n)
+-- events stored under the alias before that delete could go ahead). Array literals (sqlfiles.text_array).
+SELECT u.w AS workspace_id, u.a AS alias
+FROM unnest($1::text::text[], $2::text::text[], $3::text::int[]) AS u (w, a, n)
 WHERE EXISTS (SELECT FROM events e WHERE e.workspace_id = u.w AND e.identity = u.a OFFSET u.n);
 
 -- name: log_identity_change --

@@ -294,9 +294,11 @@ def _stored(
     plan: _AttributePlan, value: Result, events: int, error: str | None, seqs: tuple[int, ...]
 ) -> list[Any]:
     """One attribute's stored form: `[value, events, error]`, and the events' seqs for a verbose one."""
+    kind = type(value)
+    plain = value if kind is int or kind is str or value is None else _plain(value)  # the most common first
     if plan.verbose:
-        return [_plain(value), events, error, list(seqs)]
-    return [_plain(value), events, error]
+        return [plain, events, error, list(seqs)]
+    return [plain, events, error]
 
 
 _JSON_SCALARS: Final = frozenset({str, int, float, type(None)})

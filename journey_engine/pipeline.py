@@ -104,13 +104,16 @@ def _batch_events(
     float jsonb turns into an int) is left out: read it."""
     out: dict[str, list[EventFact]] = {}
     unsure: set[str] = set()
+    last, last_us = None, 0  # the events a request sends without a time share its receive time
     for row, result in zip(rows, stored, strict=True):
         if result.duplicate or row.workspace_id != workspace_id:
             continue
         alias, data = row.event.identity_normalised, row.event.data
         if not row.event.plain and not reads_back_unchanged(data):
             unsure.add(alias)
-        out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, micros(row.time), data))
+        if row.time is not last:
+            last, last_us = row.time, micros(row.time)
+        out.setdefault(alias, []).append(EventFact(result.seq, row.event.type, last_us, data))
     for alias in unsure:
         del out[alias]
     return out

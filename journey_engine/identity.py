@@ -86,8 +86,9 @@ async def resolve_batch(
             stored_under[key] = stored_under.get(key, 0) + 1
     keys = sorted(offers)
     claimed = await conn.fetch(
-        QUERIES["claim_event_aliases"], [w for w, _ in keys], [a for _, a in keys],
-        [offers[k][0] for k in keys], new_person_ids(len(keys)), [offers[k][1] for k in keys],
+        QUERIES["claim_event_aliases"], text_array([w for w, _ in keys]), text_array([a for _, a in keys]),
+        text_array([offers[k][0] for k in keys]), text_array(new_person_ids(len(keys))),
+        int_array([offers[k][1] for k in keys]),
     )  # fmt: skip
     created = {(r["workspace_id"], r["alias"]): r["person_id"] for r in claimed}
     unused: set[tuple[str, str]] = set()

@@ -15,9 +15,10 @@ SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS
 -- An ingest batch's aliases in one statement: each new one is claimed (in sorted order, as in
 -- claim_aliases) for the person id offered with it, that person is created and its creation logged with
 -- the event $5 that brought the alias. Returns the claimed aliases; the others were there already (or
--- another transaction claimed them meanwhile).
+-- another transaction claimed them meanwhile). Array literals (sqlfiles.text_array, int_array).
 WITH offered AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u (w, a, t, p, e)
+    SELECT * FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::bigint[])
+        AS u (w, a, t, p, e)
 ), claimed AS (
     INSERT INTO aliases (workspace_id, alias, alias_type, person_id)
     SELECT w, a, t, p FROM offered ORDER BY w, a

@@ -10,9 +10,10 @@ Rules (``null`` is the same as absent, for every attribute and extension):
   ``identitytype`` (one of the :class:`IdentityType` values, any case). ``identity`` must normalise under its
   type (see :mod:`journey_engine.identities`). ``data`` and ``datacontenttype``, required by the JDS schema,
   are optional as in CloudEvents.
-- optional: ``time`` (RFC 3339 with ``Z`` or a ``+hh:mm`` offset; absent: the caller stamps the receive time),
-  ``subject``, ``datacontenttype`` (strings), ``dataschema`` (absolute URI), ``data`` (any JSON) or
-  ``data_base64`` (base64 text), never both.
+- optional: ``time`` (RFC 3339 with ``Z`` or a ``+hh:mm`` offset, in the years 0001-9999 once in UTC: later or
+  earlier ones could be stored but not read back; absent: the caller stamps the receive time), ``subject``,
+  ``datacontenttype`` (strings), ``dataschema`` (absolute URI), ``data`` (any JSON) or ``data_base64``
+  (base64 text), never both.
 - ``previousidentity`` (optional string) has no type: it is matched against aliases of every type, through
   :func:`~journey_engine.identities.previous_identity_candidates`; ``"none"``/``""`` link nothing.
 - any other top-level member is an extension: kept as given in ``extensions``, never an error, whatever its
@@ -274,9 +275,16 @@ def _time(value: Any, bad: Callable[[str, str], None]) -> datetime | None:
         return None
     if isinstance(value, str) and _RFC3339.fullmatch(value):
         try:
-            return datetime.fromisoformat(value[:10] + "T" + value[11:].upper())
+            parsed = datetime.fromisoformat(value[:10] + "T" + value[11:].upper())
         except ValueError:
             pass
+        else:
+            try:
+                parsed.astimezone(UTC)
+            except OverflowError:  # 9999-12-31T23:00-05:00: stored, it would not read back into Python
+                bad("time", "must fall within the years 0001-9999 in UTC")
+                return None
+            return parsed
     bad("time", "not an RFC 3339 timestamp with a UTC offset")
     return None
 

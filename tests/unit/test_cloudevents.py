@@ -285,6 +285,12 @@ def test_time_without_offset_or_not_rfc3339_is_an_error(value: Any) -> None:
     assert reasons(event(time=value)) == ["time: not an RFC 3339 timestamp with a UTC offset"]
 
 
+@pytest.mark.parametrize("value", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_a_time_whose_utc_falls_outside_years_1_to_9999_is_an_error(value: str) -> None:
+    assert reasons(event(time=value)) == ["time: must fall within the years 0001-9999 in UTC"]
+    assert parse_event(event(time="9999-12-31T23:00:00+05:00"), default_region=REGION).time
+
+
 def test_absent_time_is_none_for_the_caller_to_stamp() -> None:
     assert parse_event(event(time=...), default_region=REGION).time is None
 

@@ -150,6 +150,8 @@ async def lock_owners(
             return owners, {p: events.get(p, []) for p in set(owners.values())}
         found = await store.lock_alias_owners(conn, workspace_id, moved)
         _check_owned(moved, found)
+        if set(found.values()) <= locked:  # cannot be while moves lock their persons: never loop on it
+            raise RetryBatch(f"alias '{moved[0]}' is owned by a locked person that does not hold it")
         locked |= set(found.values())
 
 

@@ -47,7 +47,8 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST: Final = datetime.max.replace(tzinfo=UTC)
-_LAST_MICROS: Final = (_LAST - EPOCH) // RESOLUTION
+LAST_MICROS: Final = (_LAST - EPOCH) // RESOLUTION
+"""The last instant Python (and asyncpg) has a datetime for, in microseconds since 1970."""
 _UNIT_SECONDS: Final[dict[LookbackUnit, int]] = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
@@ -405,7 +406,7 @@ def micros(moment: datetime) -> int:
 def from_micros(value: int) -> datetime:
     """`micros` back to a UTC datetime; past the end of year 9999 (a window's end after a future-stamped
     event there), the last instant Python has."""
-    if value >= _LAST_MICROS:
+    if value >= LAST_MICROS:
         return _LAST
     return EPOCH + timedelta(microseconds=value)
 

@@ -27,6 +27,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from profiles.aggregation import (
+    LAST_MICROS,
     MISSING,
     RESOLUTION,
     AggregateResult,
@@ -176,10 +177,11 @@ def compute_stored(
     """`to_json(template, v)` and `micros(v.next_change_at)` of `v = compute(template, events, t)` where
     `now = micros(t)`, without making the value objects: what an ingest stores when nothing else reads the
     values. A person with two events under a 5-attribute template, with the JSON text: 12.1 µs through
-    `compute`, 9.2 here. The next change is not bounded by year 9999, as `compute`'s is."""
+    `compute`, 9.2 here. The next change is bounded by the end of year 9999, as `compute`'s is (asyncpg
+    could not read a later one back)."""
     computed, next_change = _computed(template, events, now)
     stored = [_stored(a, value, count, error, seqs) for a, value, count, error, seqs in computed]
-    return stored, next_change
+    return stored, None if next_change is None else min(next_change, LAST_MICROS)
 
 
 def _computed(

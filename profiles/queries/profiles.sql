@@ -36,7 +36,7 @@ LIMIT {limit} OFFSET {offset};
 -- the template gone (templates_still_there). profile_values has no foreign key (migration 0009). Locks of
 -- this kind are granted in the order asked; a row lock (FOR KEY SHARE) let each new batch overtake a
 -- waiting delete, which under continuous ingest waited until the ingest stopped (57 s in a test).
-SELECT template_id, name, spec, updated_at,
+SELECT template_id, name, spec::text AS spec, updated_at,
        pg_advisory_xact_lock_shared(1001, hashtext(workspace_id || '/' || template_id)) AS locked
 FROM templates
 WHERE workspace_id = $1 AND ($2::text[] IS NULL OR event_types && $2::text[])

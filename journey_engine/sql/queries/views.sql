@@ -2,10 +2,11 @@
 -- A profile view in one statement (one snapshot, one round trip). The template: $2 as an id or a name,
 -- only as a name when $3. The person: the person id $4 followed through merges, else the owner of the
 -- identity spelled $5, else spelled $6 (scalars, not an array: the statement keeps one generic plan).
--- Its stored values under the template, and its newest $7 firings of the template's actions.
+-- Its stored values under the template, and its newest $7 firings of the template's actions. The spec as
+-- text: store.parse_template decodes it only for a version it has not validated yet.
 -- One row always: a null template_id or person_id says which is unknown.
 WITH t AS (
-    SELECT template_id, name, spec, created_at, created_by, updated_at, updated_by FROM templates
+    SELECT template_id, name, spec::text AS spec, created_at, created_by, updated_at, updated_by FROM templates
     WHERE workspace_id = $1 AND (name = $2 OR (NOT $3::boolean AND template_id = $2))
     ORDER BY template_id = $2 DESC LIMIT 1
 ), p AS (

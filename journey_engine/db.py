@@ -22,6 +22,13 @@ class SchemaTooNew(JourneyError):
     """The database was migrated by a newer engine than this one."""
 
 
+class ServerTooOld(JourneyError):
+    """The PostgreSQL server is older than the engine supports."""
+
+
+MIN_SERVER_MAJOR = 14
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Decode json/jsonb to Python objects (asyncpg hands back `str` otherwise)."""
     for typename in ("json", "jsonb"):
@@ -74,8 +81,15 @@ async def migrate(conn: asyncpg.Connection, *, fresh_from_schema: bool = True) -
 
     An empty database gets `schema.sql` in one go (or, with `fresh_from_schema=False`, every migration:
     the schema test builds a database both ways and compares them); an existing one gets each missing
-    migration in its own transaction. Refuses a database newer than this engine.
+    migration in its own transaction. Refuses a database newer than this engine, and a server older
+    than PostgreSQL 14 (`extract(epoch ...)` is a double there: event times read back would be off by
+    up to a microsecond).
     """
+    version = conn.get_server_version()
+    if version.major < MIN_SERVER_MAJOR:
+        raise ServerTooOld(
+            f"PostgreSQL {MIN_SERVER_MAJOR} or later is needed; the server is {version.major}.{version.minor}"
+        )
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         current = await schema_version(conn)

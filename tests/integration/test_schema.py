@@ -5,8 +5,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
+from asyncpg.types import ServerVersion
 
-from journey_engine.db import SchemaTooNew, migrate, schema_version
+from journey_engine.db import MIN_SERVER_MAJOR, SchemaTooNew, ServerTooOld, migrate, schema_version
 from journey_engine.sql import LATEST_VERSION
 from tests.helpers import strict
 
@@ -85,6 +86,20 @@ async def test_engine_refuses_a_database_newer_than_itself(fresh_database: str) 
     try:
         await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", LATEST_VERSION + 1)
         with pytest.raises(SchemaTooNew, match="newer than this engine"):
+            await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def test_engine_refuses_a_server_older_than_postgresql_14(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        assert conn.get_server_version().major >= MIN_SERVER_MAJOR  # the servers the tests run on
+        old = ServerVersion(13, 14, 0, "final", 0)
+        monkeypatch.setattr(type(conn), "get_server_version", lambda self: old)
+        with pytest.raises(ServerTooOld, match=r"PostgreSQL 14 or later is needed; the server is 13\.14"):
             await migrate(conn)
     finally:
         await conn.close()

@@ -73,7 +73,7 @@ async def _export_aliases(conn: asyncpg.Connection, s: Subject) -> Any:
 
 
 async def _erase_aliases(conn: asyncpg.Connection, s: Subject) -> int:
-    return await _count(conn, "erase_aliases", s.workspace_id, list(s.person_ids), list(s.aliases))
+    return await _count(conn, "erase_aliases", s.workspace_id, list(s.person_ids))
 
 
 async def _export_events(conn: asyncpg.Connection, s: Subject) -> Any:

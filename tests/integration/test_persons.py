@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from journey_engine import workspaces
+from journey_engine import privacy, workspaces
 from tests.helpers import WorkspaceKey
 
 Client = TestClient  # type: ignore[type-arg]
@@ -696,6 +696,26 @@ async def test_erase_by_an_identity_whose_person_was_deleted_removes_its_events(
     assert await _references(db, ["gone@example.com", person]) == {}
     assert await db.fetchval("SELECT count(*) FROM events") == 1
     assert (await call(api_client, "DELETE", native(workspace, "gone@example.com"), workspace))[0] == 404
+
+
+async def test_erasing_a_personless_identity_leaves_the_alias_of_a_person_that_claimed_it_meanwhile(
+    api_client: Client, workspace: WorkspaceKey, db: asyncpg.Connection
+) -> None:
+    """An erase found 'gone@example.com' with no person (deleted; its events kept), so it locked nobody;
+    before it ran, an ingest claimed the identity for a new person. The erase takes the events it found,
+    not the alias of a person it never locked, which would be left reachable by nothing."""
+    await post(api_client, workspace, event("gone@example.com", "email"))
+    first = await owner(api_client, workspace, "gone@example.com")
+    assert (await call(api_client, "DELETE", jds(workspace, f"/person-id/{first}"), workspace))[0] == 200
+    ws = workspace.workspace_id
+    subject = await privacy.subject(db, ws, "gone@example.com", "US")
+    assert subject.person is None and subject.aliases == ("gone@example.com",)
+    await post(api_client, workspace, event("gone@example.com", "email"))  # claimed anew meanwhile
+    second = await owner(api_client, workspace, "gone@example.com")
+    async with db.transaction():
+        erased = await privacy.erase(db, subject)
+    assert erased["aliases"] == 0
+    assert await owner(api_client, workspace, "gone@example.com") == second != first
 
 
 # --- the profile hook -----------------------------------------------------------------------------------

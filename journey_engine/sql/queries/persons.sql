@@ -212,7 +212,9 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: erase_aliases --
-DELETE FROM aliases WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR alias = ANY($3::text[]));
+-- The aliases of the locked persons $2 only: a subject with no person had no alias rows when it was
+-- found, and one there now belongs to a person claimed since, which the erase did not lock.
+DELETE FROM aliases WHERE workspace_id = $1 AND person_id = ANY($2::text[]);
 
 -- name: erase_persons --
 DELETE FROM persons WHERE workspace_id = $1 AND (person_id = ANY($2::text[]) OR merged_into = ANY($2::text[]));

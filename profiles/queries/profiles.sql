@@ -72,9 +72,10 @@ WHERE v.workspace_id = $1 AND v.person_id = ANY($2::text[])
 -- name: lock_alias_owners --
 -- The persons owning aliases $2, locked in order as by lock_profile_persons: {alias: person} as this
 -- statement's snapshot has them. A merge that committed while a lock waited may have moved an alias
--- since; person_events reads the locked persons' aliases again under the locks. Alias by alias through the key (OFFSET 0
--- keeps the subquery from being flattened into a join, see stored_values). One JSON object, not a row
--- per alias: asyncpg spends ~1.5 µs making each row. $2: an array literal (sqlfiles.text_array).
+-- since; person_events reads the locked persons' aliases again under the locks. Alias by alias through
+-- the key (OFFSET 0 keeps the subquery from being flattened into a join, see stored_values). One JSON
+-- object, not a row per alias: asyncpg spends ~1.5 µs making each row. $2: an array literal
+-- (sqlfiles.text_array).
 SELECT json_object_agg(alias, person_id) FROM (
     SELECT o.alias, p.person_id
     FROM unnest($2::text::text[]) AS q (alias)
@@ -85,6 +86,7 @@ SELECT json_object_agg(alias, person_id) FROM (
     ORDER BY p.person_id
     FOR NO KEY UPDATE OF p
 ) locked;
+
 -- name: person_events --
 -- The aliases of persons $2 and, under each, its events of types $3 from $4 on (future-stamped
 -- included), but those with a seq in $5 (the caller has them: hashed once, not searched row by row): one
@@ -105,6 +107,7 @@ CROSS JOIN LATERAL (
 ) a
 LEFT JOIN events e ON e.workspace_id = $1 AND e.identity = a.alias
     AND e.type = ANY($3::text[]) AND e.time >= $4 AND e.seq NOT IN (SELECT unnest($5::text::bigint[]));
+
 -- name: stored_values --
 -- Person by person through the primary key (OFFSET 0 keeps the subquery from being flattened into a
 -- join), whatever the statistics say: a plan made while the table was nearly empty (a new template, a

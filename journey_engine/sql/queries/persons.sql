@@ -17,8 +17,9 @@ SELECT w, p, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS
 -- the event $5 that brought the alias. Returns the claimed aliases; the others were there already (or
 -- another transaction claimed them meanwhile). Array literals (sqlfiles.text_array, int_array).
 WITH offered AS (
-    SELECT * FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::bigint[])
-        AS u (w, a, t, p, e)
+    SELECT * FROM unnest(
+        $1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[], $5::text::bigint[]
+    ) AS u (w, a, t, p, e)
 ), claimed AS (
     INSERT INTO aliases (workspace_id, alias, alias_type, person_id)
     SELECT w, a, t, p FROM offered ORDER BY w, a

@@ -6,7 +6,8 @@
 -- text: store.parse_template decodes it only for a version it has not validated yet.
 -- One row always: a null template_id or person_id says which is unknown.
 WITH t AS (
-    SELECT template_id, name, spec::text AS spec, created_at, created_by, updated_at, updated_by FROM templates
+    SELECT template_id, name, spec::text AS spec, created_at, created_by, updated_at, updated_by
+    FROM templates
     WHERE workspace_id = $1 AND (name = $2 OR (NOT $3::boolean AND template_id = $2))
     ORDER BY template_id = $2 DESC LIMIT 1
 ), p AS (
